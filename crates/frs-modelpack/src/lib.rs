@@ -1,0 +1,1 @@
+//! Model pack preparation (in progress).

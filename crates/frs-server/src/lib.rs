@@ -1,0 +1,1 @@
+//! HTTP edge of frs (in progress).
