@@ -1,0 +1,164 @@
+//! The one typed configuration of frs: defaults < TOML file < `FRS__SECTION__KEY` env < flags.
+//! `frs.example.toml` at the repository root is the commented reference; a test parses it.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything `frs` reads from its configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub models: ModelsConfig,
+    pub inference: InferenceConfig,
+    pub detector: DetectorSettings,
+    pub server: ServerSettings,
+}
+
+/// Where the prepared model pack lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Directory written by `frs models prepare` (converted models and `libonnxruntime.so`).
+    pub dir: PathBuf,
+}
+
+/// Sizing of the inference pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceConfig {
+    /// Worker threads, each with its own sessions; 0 = one per available core.
+    pub workers: usize,
+    /// Intra-op threads per session.
+    pub threads_per_worker: usize,
+    /// Requests that may wait for a worker before new ones get HTTP 429 (`FRS.0033`).
+    pub queue_capacity: usize,
+}
+
+/// Detector tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorSettings {
+    pub score_threshold: f32,
+    pub nms_threshold: f32,
+    /// Smallest reported face, in original-image pixels (box width and height).
+    pub min_face_size: f32,
+    /// Longer image side the detector works at (images are scaled down to it, never up).
+    pub max_input_side: u32,
+}
+
+/// HTTP listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address and port to listen on.
+    pub listen: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            models: ModelsConfig::default(),
+            inference: InferenceConfig::default(),
+            detector: DetectorSettings::default(),
+            server: ServerSettings::default(),
+        }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig { dir: PathBuf::from("assets/models") }
+    }
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        InferenceConfig { workers: 0, threads_per_worker: 1, queue_capacity: 64 }
+    }
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        let d = frs_vision::DetectorConfig::default();
+        DetectorSettings {
+            score_threshold: d.score_threshold,
+            nms_threshold: d.nms_threshold,
+            min_face_size: d.min_face_size,
+            max_input_side: d.max_input_side,
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+impl Config {
+    /// Layers defaults, the TOML file (if given, it must exist), `FRS__…` environment variables and
+    /// `overrides` (already-parsed command-line flags), rejecting unknown keys.
+    pub fn load(file: Option<&Path>, overrides: &impl Serialize) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "configuration file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        let config =
+            figment.merge(Env::prefixed("FRS__").split("__")).merge(Serialized::defaults(overrides)).extract()?;
+        Ok(config)
+    }
+
+    /// The vision pipeline settings this configuration describes.
+    pub fn pipeline(&self) -> frs_vision::PipelineConfig {
+        frs_vision::PipelineConfig {
+            models: frs_vision::ModelPaths::in_dir(&self.models.dir),
+            detector: frs_vision::DetectorConfig {
+                score_threshold: self.detector.score_threshold,
+                nms_threshold: self.detector.nms_threshold,
+                min_face_size: self.detector.min_face_size,
+                max_input_side: self.detector.max_input_side,
+            },
+            threads: self.inference.threads_per_worker.max(1),
+        }
+    }
+
+    /// The inference engine settings this configuration describes.
+    pub fn engine(&self) -> frs_service::EngineConfig {
+        let workers = match self.inference.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        frs_service::EngineConfig {
+            pipeline: self.pipeline(),
+            limits: frs_vision::ImageLimits::default(),
+            workers,
+            queue_capacity: self.inference.queue_capacity,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_equals_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../frs.example.toml");
+        let config = Config::load(Some(&example), &serde_json::json!({})).expect("example parses");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_and_flags_win() {
+        let bad = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[server]\nlisten = \"0.0.0.0:1\"\ntypo = 1"))
+            .extract::<Config>();
+        assert!(bad.is_err());
+        let config = Config::load(None, &serde_json::json!({"server": {"listen": "127.0.0.1:9"}})).expect("loads");
+        assert_eq!(config.server.listen, "127.0.0.1:9");
+    }
+}
