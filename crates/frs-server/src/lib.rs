@@ -1,1 +1,148 @@
-//! HTTP edge of frs (in progress).
+//! HTTP edge of frs: the Huawei Cloud FRS v2 routes over [`frs_service::FaceService`], request
+//! parsing (JSON and multipart), the one error table mapping every failure to an FRS code and HTTP
+//! status, request ids and logging, readiness, OpenAPI and graceful shutdown.
+//!
+//! ```no_run
+//! # async fn run(service: frs_service::FaceService) -> std::io::Result<()> {
+//! let state = frs_server::AppState::new(service);
+//! frs_server::serve(frs_server::ServerConfig::default(), state, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod extract;
+mod middleware;
+mod openapi;
+pub mod routes;
+mod server;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use frs_service::FaceService;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use config::{DEFAULT_BODY_LIMIT_BYTES, ServerConfig};
+pub use error::{ApiError, ErrorBody, ErrorCode, INTERNAL_ERROR_MSG};
+pub use middleware::{REQUEST_ID_HEADER, new_request_id};
+pub use openapi::{ApiDoc, openapi_json};
+pub use server::{serve, serve_on};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    service: FaceService,
+    body_limit: usize,
+}
+
+impl AppState {
+    /// Wraps the service, with the default body limit ([`DEFAULT_BODY_LIMIT_BYTES`]).
+    pub fn new(service: FaceService) -> Self {
+        AppState { service, body_limit: DEFAULT_BODY_LIMIT_BYTES }
+    }
+
+    /// The same state with another request body limit (bytes); [`serve`] applies
+    /// [`ServerConfig::body_limit_bytes`] this way.
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("body_limit", &self.body_limit).finish_non_exhaustive()
+    }
+}
+
+/// Every route, with FRS-style answers for unknown routes (404), wrong methods (405) and panics
+/// (500), an `X-Request-Id` on every response and one log line per request.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/v2/{project_id}/face-detect", post(routes::detect::detect_faces))
+        .route("/v2/{project_id}/face-compare", post(routes::compare::compare_faces))
+        .route("/health", get(routes::health::get_health))
+        .route("/ready", get(routes::health::get_ready))
+        .route("/openapi.json", get(get_openapi));
+    with_edge(routes, state)
+}
+
+/// Adds the fallbacks and layers every route shares. Must come after the last route: the 405
+/// fallback is installed on the routes registered so far.
+fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
+    let body_limit = state.body_limit;
+    routes
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::RouteNotFound })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .with_state(state)
+}
+
+/// `GET /openapi.json`: the generated OpenAPI document.
+async fn get_openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use frs_service::{Engine, EngineConfig};
+    use frs_vision::{ModelPaths, PipelineConfig};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A state whose engine never loads (no models): enough for routes that do not infer.
+    fn state_without_models() -> AppState {
+        let engine = Engine::start(EngineConfig {
+            pipeline: PipelineConfig {
+                models: ModelPaths::in_dir("/nonexistent/frs-models"),
+                detector: Default::default(),
+                threads: 1,
+            },
+            limits: Default::default(),
+            workers: 1,
+            queue_capacity: 1,
+        });
+        AppState::new(FaceService::new(Arc::new(engine)))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_generic_frs_0018() {
+        async fn panics() -> &'static str {
+            panic!("secret panic detail")
+        }
+        let routes = Router::new().route("/panic", get(panics));
+        let app = with_edge(routes, state_without_models());
+        let response =
+            app.oneshot(Request::get("/panic").body(Body::empty()).expect("request")).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key(REQUEST_ID_HEADER));
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let body: ErrorBody = serde_json::from_slice(&bytes).expect("an FRS body");
+        assert_eq!(body, ErrorBody { error_code: "FRS.0018".into(), error_msg: INTERNAL_ERROR_MSG.into() });
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_while_the_models_are_not_loaded() {
+        let app = router(state_without_models());
+        let response =
+            app.oneshot(Request::get("/ready").body(Body::empty()).expect("request")).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let body: ErrorBody = serde_json::from_slice(&bytes).expect("an FRS body");
+        assert_eq!(body.error_code, "FRS.0018");
+        assert!(body.error_msg.contains("not ready"), "{}", body.error_msg);
+    }
+}

@@ -1,0 +1,50 @@
+//! The OpenAPI description, generated from the handler annotations. `docs/openapi.json` is its
+//! committed copy; a test fails when the two differ.
+
+use std::sync::LazyLock;
+
+use utoipa::OpenApi;
+
+use crate::error::ErrorBody;
+use crate::routes::{compare, detect, health};
+
+/// The OpenAPI document of every route frs serves.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "frs",
+        description = "Self-hosted face recognition service, wire-compatible with Huawei Cloud FRS API v2. \
+                       Errors are `{\"error_code\", \"error_msg\"}` bodies; see docs/errors.md.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        detect::detect_faces,
+        compare::compare_faces,
+        health::get_health,
+        health::get_ready,
+    ),
+    components(schemas(
+        ErrorBody,
+        detect::DetectByBase64Request,
+        detect::DetectByUrlRequest,
+        detect::DetectByFileRequest,
+        compare::CompareByBase64Request,
+        compare::CompareByUrlRequest,
+        compare::CompareByFileRequest,
+    )),
+    tags(
+        (name = "face", description = "Face detection and comparison (FRS §2.1, §2.2)."),
+        (name = "operations", description = "Liveness and readiness probes."),
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as pretty-printed JSON with a trailing newline (the `docs/openapi.json` format).
+pub fn openapi_json() -> String {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        let mut json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+        json.push('\n');
+        json
+    });
+    JSON.clone()
+}
