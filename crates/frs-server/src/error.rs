@@ -253,4 +253,12 @@ mod tests {
         let body = ApiError::Service(ServiceError::Internal("secret detail".into())).body();
         assert_eq!(body.error_msg, INTERNAL_ERROR_MSG);
     }
+
+    #[test]
+    fn overload_is_429_with_retry_after_and_the_code_is_attached_for_logging() {
+        let response = ApiError::Service(ServiceError::Overloaded).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+        assert_eq!(response.extensions().get::<ErrorCode>(), Some(&ErrorCode("FRS.0033")));
+    }
 }
