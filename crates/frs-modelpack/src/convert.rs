@@ -248,7 +248,7 @@ fn fold_reshape(
     }
     let known = tensor::element_count(&dims).unwrap_or(usize::MAX);
     if let Some(i) = infer {
-        if known == 0 || count % known != 0 {
+        if known == 0 || !count.is_multiple_of(known) {
             return Err(unsupported(format!("cannot infer -1 in {target:?} for shape {data_dims:?}")));
         }
         dims[i] = count / known;
@@ -510,6 +510,7 @@ fn check_pins(graph: &GraphProto, spatial: Option<(i64, i64)>, batch: bool) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::proto::{AttributeProto, TypeProto, ValueInfoProto, attribute_type, type_proto};

@@ -133,6 +133,7 @@ pub fn dequantize(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

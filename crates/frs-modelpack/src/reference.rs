@@ -145,6 +145,8 @@ pub struct OutputCheck {
     pub output: String,
     /// Largest difference relative to the output's scale (see [`OutputSummary::relative_difference`]).
     pub relative_difference: f64,
+    /// Which quantity had it: `value [i]`, `sum`, `l1`, `l2` or `max_abs`.
+    pub quantity: String,
     /// Largest absolute difference over the recorded values.
     pub max_abs_difference: f64,
 }
@@ -272,6 +274,7 @@ pub fn check(
                 input_shape: case.input_shape.clone(),
                 output: expected.name.clone(),
                 relative_difference: relative,
+                quantity: what,
                 max_abs_difference,
             });
         }
@@ -280,6 +283,7 @@ pub fn check(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -141,6 +141,7 @@ pub fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
