@@ -163,3 +163,38 @@ fn prepare_checks_against_opencv_and_is_idempotent() {
     let rebuilt: Vec<_> = third.models.iter().filter(|m| m.stats.is_some()).map(|m| m.spec.stem).collect();
     assert_eq!(rebuilt, [YUNET.stem]);
 }
+
+#[test]
+fn sface_batches_match_single_runs() {
+    let mut needed = source_paths();
+    needed.push(onnxruntime());
+    if !assets_present(&needed) {
+        return;
+    }
+    let dir = scratch("batch");
+    let (bytes, _) =
+        frs_modelpack::convert_file(&sources().join(SFACE.source), SFACE.sha256, &SFACE.options()).expect("convert");
+    let path = dir.join(SFACE.output_file());
+    std::fs::write(&path, bytes).expect("write");
+
+    let environment = reference::environment(&onnxruntime()).expect("onnxruntime");
+    let mut session = ort::session::Session::builder(&environment)
+        .and_then(|mut b| b.commit_from_file(&path))
+        .expect("load converted SFace");
+    let mut run = |n: usize, data: Vec<f32>| -> Vec<f32> {
+        let input = ort::value::Tensor::from_array((vec![n, 3, 112, 112], data)).expect("tensor");
+        let outputs = session.run(ort::inputs!["data" => input]).expect("run");
+        let (shape, values) = outputs["fc1"].try_extract_tensor::<f32>().expect("fc1");
+        assert_eq!(shape.to_vec(), vec![n as i64, 128]);
+        values.to_vec()
+    };
+    let batch = reference::reference_input(&[3, 3, 112, 112]);
+    let together = run(3, batch.clone());
+    let per_face = 3 * 112 * 112;
+    for i in 0..3 {
+        let alone = run(1, batch[i * per_face..(i + 1) * per_face].to_vec());
+        let row = &together[i * 128..(i + 1) * 128];
+        let diff = alone.iter().zip(row).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "face {i}: batched and single runs differ by {diff}");
+    }
+}
