@@ -53,12 +53,9 @@ pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, Deco
         return Err(DecodeError::Corrupt("JPEG data is truncated".into()));
     }
     let max = limits.max_side_exclusive;
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(max - 1);
-    decoder_limits.max_image_height = Some(max - 1);
-    reader.limits(decoder_limits);
-    let mut decoder = reader.into_decoder().map_err(|e| classify(e, limits))?;
+    // `into_decoder` parses only the header; nothing is allocated for pixels before the check.
+    let reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decoder = reader.into_decoder().map_err(classify)?;
     let (width, height) = decoder.dimensions();
     if width >= max || height >= max {
         return Err(DecodeError::Resolution { width, height, max });
@@ -66,8 +63,8 @@ pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, Deco
     if width == 0 || height == 0 {
         return Err(DecodeError::Corrupt("image has no pixels".into()));
     }
-    let orientation = decoder.orientation().map_err(|e| classify(e, limits))?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
+    let orientation = decoder.orientation().map_err(classify)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
 }
@@ -78,12 +75,10 @@ fn has_end_of_image(bytes: &[u8]) -> bool {
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
-fn classify(error: image::ImageError, limits: &ImageLimits) -> DecodeError {
-    match error {
-        image::ImageError::Limits(_) => DecodeError::Resolution { width: 0, height: 0, max: limits.max_side_exclusive },
-        image::ImageError::Unsupported(e) => DecodeError::Corrupt(e.to_string()),
-        other => DecodeError::Corrupt(other.to_string()),
-    }
+/// Every decoder failure past the signature check is damaged data (truncation, bad chunks, a
+/// variant of the format the decoder does not support).
+fn classify(error: image::ImageError) -> DecodeError {
+    DecodeError::Corrupt(error.to_string())
 }
 
 #[cfg(test)]

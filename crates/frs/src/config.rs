@@ -14,7 +14,7 @@ pub struct Config {
     pub models: ModelsConfig,
     pub inference: InferenceConfig,
     pub detector: DetectorSettings,
-    pub server: ServerSettings,
+    pub server: frs_server::ServerConfig,
 }
 
 /// Where the prepared model pack lives.
@@ -49,21 +49,13 @@ pub struct DetectorSettings {
     pub max_input_side: u32,
 }
 
-/// HTTP listener.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerSettings {
-    /// Address and port to listen on.
-    pub listen: String,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
             models: ModelsConfig::default(),
             inference: InferenceConfig::default(),
             detector: DetectorSettings::default(),
-            server: ServerSettings::default(),
+            server: frs_server::ServerConfig::default(),
         }
     }
 }
@@ -89,12 +81,6 @@ impl Default for DetectorSettings {
             min_face_size: d.min_face_size,
             max_input_side: d.max_input_side,
         }
-    }
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        ServerSettings { listen: "127.0.0.1:8080".into() }
     }
 }
 
@@ -159,6 +145,6 @@ mod tests {
             .extract::<Config>();
         assert!(bad.is_err());
         let config = Config::load(None, &serde_json::json!({"server": {"listen": "127.0.0.1:9"}})).expect("loads");
-        assert_eq!(config.server.listen, "127.0.0.1:9");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:9");
     }
 }

@@ -1,6 +1,8 @@
 //! `frs`: the Face Recognition Service binary and its command-line tools.
 
 mod config;
+mod eval;
+mod models;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,12 +26,19 @@ struct Cli {
     /// Model pack directory (overrides `models.dir`).
     #[arg(long, global = true)]
     models: Option<PathBuf>,
+    /// Address to listen on (overrides `server.listen`).
+    #[arg(long, global = true)]
+    listen: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the FRS v2 HTTP API.
+    Serve,
+    /// Prepare the model pack (verify and convert the downloaded models).
+    Models(models::ModelsArgs),
     /// Detect faces in an image and print the FRS face-detect response.
     Detect {
         image: PathBuf,
@@ -39,6 +48,10 @@ enum Command {
     },
     /// Compare the largest faces of two images and print the FRS face-compare response.
     Compare { image1: PathBuf, image2: PathBuf },
+    /// Verification accuracy on a pairs CSV (k-fold), TAR at the calibrated FARs, time per image.
+    Eval(eval::EvalArgs),
+    /// Impostor-pair FAR table of a labelled folder: the measurement behind the similarity mapping.
+    Calibrate(eval::CalibrateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,8 +66,13 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &cli.models {
         overrides.insert("models".into(), serde_json::json!({ "dir": dir }));
     }
+    if let Some(listen) = &cli.listen {
+        overrides.insert("server".into(), serde_json::json!({ "listen": listen }));
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
+        Command::Serve => serve(config)?,
+        Command::Models(args) => models::run(args)?,
         Command::Detect { image, attributes } => {
             let image = read_image(&image)?;
             let response =
@@ -67,8 +85,44 @@ fn main() -> anyhow::Result<()> {
                 one_shot(&config, |service| async move { service.compare(CompareRequest { image1, image2 }).await })?;
             println!("{}", serde_json::to_string_pretty(&response)?);
         }
+        Command::Eval(args) => eval::run_eval(&config, &args)?,
+        Command::Calibrate(args) => eval::run_calibrate(&config, &args)?,
     }
     Ok(())
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let engine = config.engine();
+        tracing::info!(workers = engine.workers, models = %config.models.dir.display(), "starting inference workers");
+        let service = FaceService::new(Arc::new(Engine::start(engine)));
+        let state = frs_server::AppState::new(service);
+        tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
+        frs_server::serve(config.server.clone(), state, shutdown_signal()).await
+    })?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
 }
 
 fn read_image(path: &std::path::Path) -> anyhow::Result<ImageInput> {
