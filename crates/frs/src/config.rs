@@ -8,7 +8,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Everything `frs` reads from its configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub models: ModelsConfig,
@@ -47,17 +47,6 @@ pub struct DetectorSettings {
     pub min_face_size: f32,
     /// Longer image side the detector works at (images are scaled down to it, never up).
     pub max_input_side: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            models: ModelsConfig::default(),
-            inference: InferenceConfig::default(),
-            detector: DetectorSettings::default(),
-            server: frs_server::ServerConfig::default(),
-        }
-    }
 }
 
 impl Default for ModelsConfig {
