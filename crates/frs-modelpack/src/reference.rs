@@ -6,11 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
 
-use ort::environment::Environment;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -174,26 +171,6 @@ fn runtime(e: impl std::fmt::Display) -> CheckError {
     CheckError::Runtime(e.to_string())
 }
 
-static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
-
-/// Loads `libonnxruntime.so` once per process; later calls return the first outcome.
-pub fn environment(library: &Path) -> Result<Environment, CheckError> {
-    ENVIRONMENT
-        .get_or_init(|| {
-            if !library.exists() {
-                return Err(format!("library not found at {}", library.display()));
-            }
-            ort::init_from(library)
-                .map_err(|e| e.to_string())?
-                .with_name("frs-modelpack")
-                .with_telemetry(false)
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(CheckError::Runtime)
-}
-
 /// Runs every case of `reference` whose model is in `models` (stem → converted file) and
 /// compares with `tolerance`. Fails with [`CheckError::Mismatch`] naming the first output that
 /// differs, whose shape differs, or whose declared shape contradicts the computed one; fails with
@@ -204,19 +181,14 @@ pub fn check(
     reference: &ReferenceFile,
     tolerance: f64,
 ) -> Result<CheckReport, CheckError> {
-    let environment = environment(onnxruntime)?;
+    let environment = frs_vision::runtime::init(onnxruntime).map_err(runtime)?;
     let mut sessions: BTreeMap<&str, Session> = BTreeMap::new();
     let mut report = CheckReport { outputs: Vec::new(), tolerance };
     for case in &reference.cases {
         let path = models.get(&case.model).ok_or_else(|| CheckError::MissingModel(case.model.clone()))?;
         if !sessions.contains_key(case.model.as_str()) {
-            let session = Session::builder(&environment)
-                .map_err(runtime)?
-                .with_optimization_level(GraphOptimizationLevel::All)
-                .map_err(runtime)?
-                .with_intra_threads(1)
-                .map_err(runtime)?
-                .commit_from_file(path)
+            // The sessions the service runs, so the check covers its graph optimisations too.
+            let session = frs_vision::runtime::session(&environment, path, 1)
                 .map_err(|e| CheckError::Runtime(format!("loading {}: {e}", path.display())))?;
             sessions.insert(case.model.as_str(), session);
         }

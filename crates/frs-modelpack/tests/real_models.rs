@@ -177,10 +177,8 @@ fn sface_batches_match_single_runs() {
     let path = dir.join(SFACE.output_file());
     std::fs::write(&path, bytes).expect("write");
 
-    let environment = reference::environment(&onnxruntime()).expect("onnxruntime");
-    let mut session = ort::session::Session::builder(&environment)
-        .and_then(|mut b| b.commit_from_file(&path))
-        .expect("load converted SFace");
+    let environment = frs_vision::runtime::init(&onnxruntime()).expect("onnxruntime");
+    let mut session = frs_vision::runtime::session(&environment, &path, 1).expect("load converted SFace");
     let mut run = |n: usize, data: Vec<f32>| -> Vec<f32> {
         let input = ort::value::Tensor::from_array((vec![n, 3, 112, 112], data)).expect("tensor");
         let outputs = session.run(ort::inputs!["data" => input]).expect("run");
