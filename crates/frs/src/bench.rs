@@ -446,3 +446,35 @@ fn report(rounds: &[Round], images: usize) {
 fn opencv_sum(round: &Round, f: impl Fn(&OpenCvResult) -> f64) -> f64 {
     round.opencv.iter().map(f).sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detector_input_pads_to_32_in_planar_bgr() {
+        let image = RgbImage::from_fn(250, 250, |x, y| image::Rgb([1, 2, (x + y) as u8]));
+        let mut out = Vec::new();
+        assert_eq!(detector_input(&image, 640, &mut out), [1, 3, 256, 256]);
+        let plane = 256 * 256;
+        assert_eq!((out[3 * 256 + 5], out[plane + 3 * 256 + 5], out[2 * plane + 3 * 256 + 5]), (8.0, 2.0, 1.0));
+        assert_eq!(out[3 * 256 + 252], 0.0);
+        assert_eq!(out[252 * 256], 0.0);
+    }
+
+    #[test]
+    fn detector_input_scales_the_longer_side_down_to_the_limit() {
+        let image = RgbImage::new(1920, 1280);
+        assert_eq!(detector_input(&image, 640, &mut Vec::new()), [1, 3, 448, 640]);
+        let image = RgbImage::new(300, 700);
+        assert_eq!(detector_input(&image, 640, &mut Vec::new()), [1, 3, 640, 288]);
+    }
+
+    #[test]
+    fn image_extensions_are_matched_case_insensitively() {
+        assert!(has_image_extension(Path::new("a/b.JPG")));
+        assert!(has_image_extension(Path::new("b.bmp")));
+        assert!(!has_image_extension(Path::new("pairs.csv")));
+        assert!(!has_image_extension(Path::new("jpg")));
+    }
+}
