@@ -1,5 +1,6 @@
 //! `frs`: the Face Recognition Service binary and its command-line tools.
 
+mod bench;
 mod config;
 mod eval;
 mod models;
@@ -50,6 +51,8 @@ enum Command {
     Compare { image1: PathBuf, image2: PathBuf },
     /// Verification accuracy on a pairs CSV (k-fold), TAR at the calibrated FARs, time per image.
     Eval(eval::EvalArgs),
+    /// Per-stage timings, pipeline overhead over bare ONNX Runtime, 1→2 worker scaling, OpenCV comparison.
+    Bench(bench::BenchArgs),
     /// Impostor-pair FAR table of a labelled folder: the measurement behind the similarity mapping.
     Calibrate(eval::CalibrateArgs),
 }
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Eval(args) => eval::run_eval(&config, &args)?,
         Command::Calibrate(args) => eval::run_calibrate(&config, &args)?,
+        Command::Bench(args) => bench::run(&config, args)?,
     }
     Ok(())
 }
