@@ -23,7 +23,7 @@ pub use convert::{ConvertError, ConvertOptions, ConvertStats, convert};
 pub use reference::{CheckError, CheckReport};
 
 /// Bumped whenever the conversion output changes, so stamped outputs are rebuilt.
-pub const CONVERTER_REVISION: u32 = 1;
+pub const CONVERTER_REVISION: u32 = 2;
 
 /// Name of the stamp file [`prepare`] writes next to the converted models.
 pub const STAMP_FILE: &str = ".frs-modelpack.json";

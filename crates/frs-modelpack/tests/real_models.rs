@@ -70,7 +70,7 @@ fn conversion_removes_quantization_and_keeps_the_interface() {
         let (bytes, stats) = frs_modelpack::convert_file(&path, spec.sha256, &spec.options()).expect("convert");
         let model = ModelProto::from_bytes(&bytes).expect("decode converted");
         let ops = ops(&model);
-        for gone in ["DequantizeLinear", "Dropout"] {
+        for gone in ["DequantizeLinear", "Dropout", "PRelu"] {
             assert!(!ops.iter().any(|o| o == gone), "{} still has {gone}", spec.stem);
         }
         assert_eq!(model.ir_version, Some(6));
@@ -90,6 +90,7 @@ fn conversion_removes_quantization_and_keeps_the_interface() {
         } else {
             assert_eq!(folded, 29);
             assert_eq!(stats.dropouts_removed, 1);
+            assert_eq!(stats.prelus_rewritten, 27);
             assert_eq!(stats.inputs[0].1, ["batch", "3", "112", "112"]);
             assert_eq!(stats.outputs[0].1, ["batch", "128"]);
         }
