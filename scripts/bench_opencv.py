@@ -28,9 +28,10 @@ re-runs itself there.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from pinned_venv import reexec_in_venv
 
 OPENCV = "opencv-python-headless==5.0.0.93"
 NUMPY = "numpy==2.4.6"
@@ -45,30 +46,18 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 def ensure_packages():
     """Re-executes inside the venv with the pinned packages unless they are importable here."""
-    try:
-        import cv2
-        import numpy  # noqa: F401
-        import onnx  # noqa: F401
 
-        if cv2.__version__ == OPENCV_VERSION:
-            return
-    except ImportError:
-        pass
-    if os.environ.get("FRS_BENCH_OPENCV_VENV") == "1":
-        sys.exit("bench_opencv.py: the venv lacks the pinned cv2/numpy/onnx after installing them")
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(python):
-        print(f"bench_opencv.py: creating {os.path.relpath(VENV, ROOT)}", file=sys.stderr)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    packages = [OPENCV, NUMPY, ONNX]
-    try:
-        subprocess.check_call(
-            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + packages, stdout=sys.stderr
-        )
-    except subprocess.CalledProcessError:
-        sys.exit(f"bench_opencv.py: could not install {' '.join(packages)} from PyPI")
-    env = dict(os.environ, FRS_BENCH_OPENCV_VENV="1")
-    os.execve(python, [python] + sys.argv, env)
+    def ready():
+        try:
+            import cv2
+            import numpy  # noqa: F401
+            import onnx  # noqa: F401
+
+            return cv2.__version__ == OPENCV_VERSION
+        except ImportError:
+            return False
+
+    reexec_in_venv("bench_opencv.py", VENV, [OPENCV, NUMPY, ONNX], ready)
 
 
 def loadable_sface(path):

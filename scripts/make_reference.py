@@ -22,8 +22,9 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
+
+from pinned_venv import reexec_in_venv
 
 OPENCV = "opencv-python-headless==5.0.0.93"
 NUMPY = "numpy==2.4.6"
@@ -51,28 +52,20 @@ SAMPLE_LEN = 16
 
 def ensure_packages(need_onnxruntime):
     """Re-executes inside a venv with the pinned packages unless they are importable here."""
-    try:
-        import cv2  # noqa: F401
-        import numpy  # noqa: F401
 
-        if need_onnxruntime:
-            import onnxruntime  # noqa: F401
-        return
-    except ImportError:
-        pass
-    if os.environ.get("FRS_REFERENCE_VENV") == "1":
-        sys.exit("make_reference.py: the venv lacks cv2/numpy/onnxruntime after installing them")
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(python):
-        print(f"make_reference.py: creating {os.path.relpath(VENV, ROOT)}", file=sys.stderr)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+    def ready():
+        try:
+            import cv2  # noqa: F401
+            import numpy  # noqa: F401
+
+            if need_onnxruntime:
+                import onnxruntime  # noqa: F401
+            return True
+        except ImportError:
+            return False
+
     packages = [OPENCV, NUMPY] + ([ONNXRUNTIME] if need_onnxruntime else [])
-    try:
-        subprocess.check_call([python, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + packages)
-    except subprocess.CalledProcessError:
-        sys.exit(f"make_reference.py: could not install {' '.join(packages)} from PyPI")
-    env = dict(os.environ, FRS_REFERENCE_VENV="1")
-    os.execve(python, [python] + sys.argv, env)
+    reexec_in_venv("make_reference.py", VENV, packages, ready)
 
 
 def sha256(path):
