@@ -69,14 +69,13 @@ const OUTPUTS: [[&str; 4]; 3] = [
 pub(crate) struct Detector {
     session: Session,
     config: DetectorConfig,
-    resizer: Resizer,
-    input: Vec<f32>,
+    input: DetectorInput,
     timings: StageTimings,
 }
 
 /// The geometry of one detection run.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct InputGeometry {
+pub struct InputGeometry {
     /// Resized image size (before padding).
     pub width: u32,
     pub height: u32,
@@ -89,7 +88,8 @@ pub(crate) struct InputGeometry {
 }
 
 impl InputGeometry {
-    pub(crate) fn for_image(width: u32, height: u32, max_side: u32) -> Self {
+    /// The geometry for a `width`×`height` image whose longer side is scaled down to `max_side`.
+    pub fn for_image(width: u32, height: u32, max_side: u32) -> Self {
         let longer = width.max(height);
         let (rw, rh) = if longer > max_side {
             let s = max_side as f32 / longer as f32;
@@ -107,22 +107,77 @@ impl InputGeometry {
             scale_y: height as f32 / rh as f32,
         }
     }
+
+    /// The network input shape, N×C×H×W.
+    pub fn shape(&self) -> [usize; 4] {
+        [1, 3, self.padded_height, self.padded_width]
+    }
+}
+
+/// YuNet's input tensor, with the buffers reused from one image to the next.
+pub struct DetectorInput {
+    resizer: Resizer,
+    data: Vec<f32>,
+}
+
+impl Default for DetectorInput {
+    fn default() -> Self {
+        DetectorInput { resizer: Resizer::new(), data: Vec::new() }
+    }
+}
+
+impl DetectorInput {
+    /// Writes `image`, scaled so its longer side is at most `max_side`, as a zero-padded 1×3×H×W
+    /// planar BGR tensor with values 0–255 (what OpenCV's `FaceDetectorYN` feeds the network).
+    pub fn fill(&mut self, image: &RgbImage, max_side: u32) -> Result<InputGeometry, VisionError> {
+        let geometry = InputGeometry::for_image(image.width(), image.height(), max_side);
+        let resized;
+        let pixels: &RgbImage = if (geometry.width, geometry.height) == image.dimensions() {
+            image
+        } else {
+            let mut dst = ResizeImage::new(geometry.width, geometry.height, PixelType::U8x3);
+            let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+            self.resizer.resize(image, &mut dst, &options).map_err(inference)?;
+            resized = RgbImage::from_raw(geometry.width, geometry.height, dst.into_vec())
+                .ok_or_else(|| VisionError::Inference("resized buffer has the wrong size".into()))?;
+            &resized
+        };
+        let (pw, ph) = (geometry.padded_width, geometry.padded_height);
+        let plane = pw * ph;
+        self.data.clear();
+        self.data.resize(3 * plane, 0.0);
+        let (b, rest) = self.data.split_at_mut(plane);
+        let (g, r) = rest.split_at_mut(plane);
+        let width = pixels.width() as usize;
+        for (y, row) in pixels.as_raw().chunks_exact(width * 3).enumerate() {
+            let offset = y * pw;
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                r[offset + x] = f32::from(px[0]);
+                g[offset + x] = f32::from(px[1]);
+                b[offset + x] = f32::from(px[2]);
+            }
+        }
+        Ok(geometry)
+    }
+
+    /// The tensor written by the last [`DetectorInput::fill`].
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
 }
 
 impl Detector {
     pub(crate) fn new(session: Session, config: DetectorConfig) -> Self {
-        Detector { session, config, resizer: Resizer::new(), input: Vec::new(), timings: StageTimings::default() }
+        Detector { session, config, input: DetectorInput::default(), timings: StageTimings::default() }
     }
 
     /// Every face of at least the minimum size, largest box first.
     pub(crate) fn detect(&mut self, image: &RgbImage) -> Result<Vec<Face>, VisionError> {
         let start = Instant::now();
-        let geometry = InputGeometry::for_image(image.width(), image.height(), self.config.max_input_side);
-        self.fill_input(image, &geometry)?;
+        let geometry = self.input.fill(image, self.config.max_input_side)?;
         let preprocessed = Instant::now();
 
-        let shape = [1usize, 3, geometry.padded_height, geometry.padded_width];
-        let tensor = TensorRef::from_array_view((shape, &self.input[..])).map_err(inference)?;
+        let tensor = TensorRef::from_array_view((geometry.shape(), self.input.data())).map_err(inference)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(inference)?;
         let ran = Instant::now();
 
@@ -147,37 +202,6 @@ impl Detector {
         self.timings.detect_model += ran - preprocessed;
         self.timings.detect_postprocess += done - ran;
         Ok(faces)
-    }
-
-    /// Resizes `image` and writes it as a zero-padded 1×3×H×W BGR tensor with values 0–255.
-    fn fill_input(&mut self, image: &RgbImage, geometry: &InputGeometry) -> Result<(), VisionError> {
-        let resized;
-        let pixels: &RgbImage = if (geometry.width, geometry.height) == image.dimensions() {
-            image
-        } else {
-            let mut dst = ResizeImage::new(geometry.width, geometry.height, PixelType::U8x3);
-            let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-            self.resizer.resize(image, &mut dst, &options).map_err(inference)?;
-            resized = RgbImage::from_raw(geometry.width, geometry.height, dst.into_vec())
-                .ok_or_else(|| VisionError::Inference("resized buffer has the wrong size".into()))?;
-            &resized
-        };
-        let (pw, ph) = (geometry.padded_width, geometry.padded_height);
-        let plane = pw * ph;
-        self.input.clear();
-        self.input.resize(3 * plane, 0.0);
-        let (b, rest) = self.input.split_at_mut(plane);
-        let (g, r) = rest.split_at_mut(plane);
-        let width = pixels.width() as usize;
-        for (y, row) in pixels.as_raw().chunks_exact(width * 3).enumerate() {
-            let offset = y * pw;
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                r[offset + x] = f32::from(px[0]);
-                g[offset + x] = f32::from(px[1]);
-                b[offset + x] = f32::from(px[2]);
-            }
-        }
-        Ok(())
     }
 
     pub(crate) fn take_timings(&mut self) -> StageTimings {
@@ -257,6 +281,21 @@ mod tests {
         let g = InputGeometry::for_image(1920, 1280, 640);
         assert_eq!((g.width, g.height, g.padded_width, g.padded_height), (640, 427, 640, 448));
         assert!((g.scale_x - 3.0).abs() < 1e-6 && (g.scale_y - 1280.0 / 427.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_input_is_zero_padded_planar_bgr() {
+        let image = RgbImage::from_fn(250, 250, |x, y| image::Rgb([1, 2, (x + y) as u8]));
+        let mut input = DetectorInput::default();
+        let geometry = input.fill(&image, 640).expect("fills");
+        assert_eq!(geometry.shape(), [1, 3, 256, 256]);
+        let (plane, data) = (256 * 256, input.data());
+        assert_eq!((data[3 * 256 + 5], data[plane + 3 * 256 + 5], data[2 * plane + 3 * 256 + 5]), (8.0, 2.0, 1.0));
+        assert_eq!(data[3 * 256 + 252], 0.0);
+        assert_eq!(data[252 * 256], 0.0);
+        let geometry = input.fill(&RgbImage::new(300, 700), 640).expect("fills");
+        assert_eq!(geometry.shape(), [1, 3, 640, 288]);
+        assert_eq!(input.data().len(), 3 * 640 * 288);
     }
 
     #[test]

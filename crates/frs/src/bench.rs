@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use frs_vision::align::{CROP_SIDE, landmarks_to_template, warp_to_planar_rgb};
+use frs_vision::detect::DetectorInput;
 use frs_vision::{ImageLimits, Pipeline, PipelineConfig, StageTimings, decode_image};
-use image::RgbImage;
 use ort::session::Session;
 use ort::value::TensorRef;
 
@@ -189,7 +189,7 @@ fn image_files(root: &Path, limit: usize) -> anyhow::Result<Vec<PathBuf>> {
             let path = entry.path();
             if entry.file_type()?.is_dir() {
                 pending.push(path);
-            } else if has_image_extension(&path) {
+            } else if crate::eval::has_image_extension(&path) {
                 found.push(path);
             }
         }
@@ -197,12 +197,6 @@ fn image_files(root: &Path, limit: usize) -> anyhow::Result<Vec<PathBuf>> {
     found.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
     found.truncate(limit);
     Ok(found)
-}
-
-fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["jpg", "jpeg", "png", "bmp"].iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// Reads every file into memory, dropping (and counting) those that do not decode.
@@ -230,7 +224,7 @@ fn paired(
     limits: &ImageLimits,
 ) -> anyhow::Result<Paired> {
     let mut totals = Paired::default();
-    let mut input = Vec::new();
+    let mut input = DetectorInput::default();
     let mut crop = vec![0.0f32; 3 * CROP_SIDE * CROP_SIDE];
     pipeline.take_timings();
     for sample in samples {
@@ -246,8 +240,8 @@ fn paired(
         totals.decode += decoded - start;
         totals.images += 1;
 
-        let shape = detector_input(&image, bare.max_side, &mut input);
-        totals.bare += timed_run(&mut bare.detector, shape, &input)?;
+        let geometry = input.fill(&image, bare.max_side)?;
+        totals.bare += timed_run(&mut bare.detector, geometry.shape(), input.data())?;
         if let Some(face) = face {
             let transform = landmarks_to_template(&face.landmarks).context("degenerate landmarks")?;
             warp_to_planar_rgb(&image, &transform, &mut crop).context("degenerate alignment")?;
@@ -290,38 +284,6 @@ fn timed_run(session: &mut Session, shape: [usize; 4], data: &[f32]) -> anyhow::
     let elapsed = start.elapsed();
     drop(outputs);
     Ok(elapsed)
-}
-
-/// The detector input frs builds (`frs_vision::detect`): the image scaled so its longer side is at
-/// most `max_side` (never up), zero-padded right and bottom to multiples of 32, planar BGR 0–255.
-/// Identical to the pipeline's tensor when no scaling is needed (LFW); otherwise the same shape with
-/// `image`'s bilinear filter instead of fast_image_resize's, which leaves the timing unchanged.
-fn detector_input(image: &RgbImage, max_side: u32, out: &mut Vec<f32>) -> [usize; 4] {
-    let (width, height) = image.dimensions();
-    let longer = width.max(height);
-    let scaled;
-    let pixels = if longer > max_side {
-        let s = max_side as f32 / longer as f32;
-        let (w, h) = (((width as f32 * s).round() as u32).max(1), ((height as f32 * s).round() as u32).max(1));
-        scaled = image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle);
-        &scaled
-    } else {
-        image
-    };
-    let (w, h) = (pixels.width() as usize, pixels.height() as usize);
-    let (pw, ph) = (w.div_ceil(32) * 32, h.div_ceil(32) * 32);
-    let plane = pw * ph;
-    out.clear();
-    out.resize(3 * plane, 0.0);
-    for (y, row) in pixels.as_raw().chunks_exact(w * 3).enumerate() {
-        for (x, px) in row.chunks_exact(3).enumerate() {
-            let i = y * pw + x;
-            out[i] = f32::from(px[2]);
-            out[plane + i] = f32::from(px[1]);
-            out[2 * plane + i] = f32::from(px[0]);
-        }
-    }
-    [1, 3, ph, pw]
 }
 
 /// A temporary file naming the samples, one path a line, so OpenCV sees exactly the same images.
@@ -445,36 +407,4 @@ fn report(rounds: &[Round], images: usize) {
 /// The sum of `f` over a round's OpenCV chunks.
 fn opencv_sum(round: &Round, f: impl Fn(&OpenCvResult) -> f64) -> f64 {
     round.opencv.iter().map(f).sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detector_input_pads_to_32_in_planar_bgr() {
-        let image = RgbImage::from_fn(250, 250, |x, y| image::Rgb([1, 2, (x + y) as u8]));
-        let mut out = Vec::new();
-        assert_eq!(detector_input(&image, 640, &mut out), [1, 3, 256, 256]);
-        let plane = 256 * 256;
-        assert_eq!((out[3 * 256 + 5], out[plane + 3 * 256 + 5], out[2 * plane + 3 * 256 + 5]), (8.0, 2.0, 1.0));
-        assert_eq!(out[3 * 256 + 252], 0.0);
-        assert_eq!(out[252 * 256], 0.0);
-    }
-
-    #[test]
-    fn detector_input_scales_the_longer_side_down_to_the_limit() {
-        let image = RgbImage::new(1920, 1280);
-        assert_eq!(detector_input(&image, 640, &mut Vec::new()), [1, 3, 448, 640]);
-        let image = RgbImage::new(300, 700);
-        assert_eq!(detector_input(&image, 640, &mut Vec::new()), [1, 3, 640, 288]);
-    }
-
-    #[test]
-    fn image_extensions_are_matched_case_insensitively() {
-        assert!(has_image_extension(Path::new("a/b.JPG")));
-        assert!(has_image_extension(Path::new("b.bmp")));
-        assert!(!has_image_extension(Path::new("pairs.csv")));
-        assert!(!has_image_extension(Path::new("jpg")));
-    }
 }

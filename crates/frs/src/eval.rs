@@ -191,22 +191,27 @@ pub fn run_calibrate(config: &Config, args: &CalibrateArgs) -> anyhow::Result<()
     Ok(())
 }
 
-fn has_image_extension(path: &Path) -> bool {
-    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    matches!(extension.as_deref(), Some("jpg" | "jpeg" | "png" | "bmp"))
+/// Whether `path` names a JPEG, PNG or BMP file by its extension, in any case.
+pub(crate) fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["jpg", "jpeg", "png", "bmp"].iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
-/// Best accuracy threshold over the candidate scores (ties: the lowest such threshold).
+/// The threshold with the best accuracy among the observed scores (the lowest of equals).
 fn best_threshold(scored: &[(f32, bool)]) -> f32 {
     let mut candidates: Vec<f32> = scored.iter().map(|s| s.0).collect();
     candidates.sort_unstable_by(f32::total_cmp);
     candidates.dedup();
     let accuracy = |t: f32| scored.iter().filter(|s| (s.0 >= t) == s.1).count();
-    candidates.into_iter().max_by_key(|&t| (accuracy(t), std::cmp::Reverse(ordered(t)))).unwrap_or(0.5)
-}
-
-fn ordered(v: f32) -> i64 {
-    (f64::from(v) * 1e9) as i64
+    let mut best = (0, 0.5);
+    for t in candidates {
+        let correct = accuracy(t);
+        if correct > best.0 {
+            best = (correct, t);
+        }
+    }
+    best.1
 }
 
 /// The feature of the chosen face of every image (`None` when unreadable or faceless), computed by
@@ -273,5 +278,13 @@ mod tests {
         let scored = [(0.2, false), (0.4, false), (0.7, true), (0.9, true)];
         let t = best_threshold(&scored);
         assert!(t > 0.4 && t <= 0.7, "{t}");
+    }
+
+    #[test]
+    fn image_extensions_are_matched_case_insensitively() {
+        assert!(has_image_extension(Path::new("a/b.JPG")));
+        assert!(has_image_extension(Path::new("b.bmp")));
+        assert!(!has_image_extension(Path::new("pairs.csv")));
+        assert!(!has_image_extension(Path::new("jpg")));
     }
 }
