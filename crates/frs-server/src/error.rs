@@ -96,6 +96,17 @@ impl ApiError {
                 ServiceError::ImageTooLarge { .. } => ("FRS.0017", S::BAD_REQUEST),
                 ServiceError::ImageResolution { .. } => ("FRS.0013", S::BAD_REQUEST),
                 ServiceError::NoFace => ("FRS.0501", S::BAD_REQUEST),
+                ServiceError::NoFaceToSearch => ("FRS.0304", S::BAD_REQUEST),
+                ServiceError::NoFaceToAdd => ("FRS.0404", S::BAD_REQUEST),
+                ServiceError::FaceSetExists(_) => ("FRS.0301", S::BAD_REQUEST),
+                ServiceError::FaceSetNotFound(_) => ("FRS.0302", S::BAD_REQUEST),
+                ServiceError::TooManyFaceSets { .. } => ("FRS.0305", S::BAD_REQUEST),
+                ServiceError::CapacityExceeded { .. } => ("FRS.0306", S::FORBIDDEN),
+                ServiceError::FaceNotFound => ("FRS.0403", S::BAD_REQUEST),
+                ServiceError::NothingMatched => ("FRS.0407", S::BAD_REQUEST),
+                ServiceError::InvalidFilter(_) => ("FRS.0029", S::BAD_REQUEST),
+                ServiceError::UnknownReturnField(_) => ("FRS.0030", S::BAD_REQUEST),
+                ServiceError::UnsupportedSort(_) => ("FRS.0032", S::BAD_REQUEST),
                 ServiceError::Overloaded => ("FRS.0033", S::TOO_MANY_REQUESTS),
                 ServiceError::Internal(_) => ("FRS.0018", S::INTERNAL_SERVER_ERROR),
             },
@@ -195,6 +206,17 @@ mod tests {
             service(ServiceError::ImageTooLarge { limit: 1 }),
             service(ServiceError::ImageResolution { width: 1, height: 1, max: 1 }),
             service(ServiceError::NoFace),
+            service(ServiceError::NoFaceToSearch),
+            service(ServiceError::NoFaceToAdd),
+            service(ServiceError::FaceSetExists("x".into())),
+            service(ServiceError::FaceSetNotFound("x".into())),
+            service(ServiceError::TooManyFaceSets { limit: 10 }),
+            service(ServiceError::CapacityExceeded { capacity: 10_000 }),
+            service(ServiceError::FaceNotFound),
+            service(ServiceError::NothingMatched),
+            service(ServiceError::InvalidFilter("x".into())),
+            service(ServiceError::UnknownReturnField("x".into())),
+            service(ServiceError::UnsupportedSort("x".into())),
             service(ServiceError::Overloaded),
             service(ServiceError::Internal("secret".into())),
         ];
@@ -219,6 +241,17 @@ mod tests {
                     | ServiceError::ImageTooLarge { .. }
                     | ServiceError::ImageResolution { .. }
                     | ServiceError::NoFace
+                    | ServiceError::NoFaceToSearch
+                    | ServiceError::NoFaceToAdd
+                    | ServiceError::FaceSetExists(_)
+                    | ServiceError::FaceSetNotFound(_)
+                    | ServiceError::TooManyFaceSets { .. }
+                    | ServiceError::CapacityExceeded { .. }
+                    | ServiceError::FaceNotFound
+                    | ServiceError::NothingMatched
+                    | ServiceError::InvalidFilter(_)
+                    | ServiceError::UnknownReturnField(_)
+                    | ServiceError::UnsupportedSort(_)
                     | ServiceError::Overloaded
                     | ServiceError::Internal(_),
                 ) => {}

@@ -3,8 +3,8 @@
 //! status, request ids and logging, readiness, OpenAPI and graceful shutdown.
 //!
 //! ```no_run
-//! # async fn run(service: frs_service::FaceService) -> std::io::Result<()> {
-//! let state = frs_server::AppState::new(service);
+//! # async fn run(service: frs_service::FaceService, library: frs_service::FaceLibrary) -> std::io::Result<()> {
+//! let state = frs_server::AppState::new(service, library);
 //! frs_server::serve(frs_server::ServerConfig::default(), state, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
@@ -24,8 +24,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use frs_service::FaceService;
+use axum::routing::{delete, get, post};
+use frs_service::{FaceLibrary, FaceService};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use config::{DEFAULT_BODY_LIMIT_BYTES, ServerConfig};
@@ -38,13 +38,14 @@ pub use server::{serve, serve_on};
 #[derive(Clone)]
 pub struct AppState {
     service: FaceService,
+    library: FaceLibrary,
     body_limit: usize,
 }
 
 impl AppState {
-    /// Wraps the service, with the default body limit ([`DEFAULT_BODY_LIMIT_BYTES`]).
-    pub fn new(service: FaceService) -> Self {
-        AppState { service, body_limit: DEFAULT_BODY_LIMIT_BYTES }
+    /// Wraps the use-cases, with the default body limit ([`DEFAULT_BODY_LIMIT_BYTES`]).
+    pub fn new(service: FaceService, library: FaceLibrary) -> Self {
+        AppState { service, library, body_limit: DEFAULT_BODY_LIMIT_BYTES }
     }
 
     /// The same state with another request body limit (bytes); [`serve`] applies
@@ -67,6 +68,24 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v2/{project_id}/face-detect", post(routes::detect::detect_faces))
         .route("/v2/{project_id}/face-compare", post(routes::compare::compare_faces))
+        .route(
+            "/v2/{project_id}/face-sets",
+            post(routes::face_sets::create_face_set).get(routes::face_sets::list_face_sets),
+        )
+        .route(
+            "/v2/{project_id}/face-sets/{face_set_name}",
+            get(routes::face_sets::show_face_set).delete(routes::face_sets::delete_face_set),
+        )
+        .route(
+            "/v2/{project_id}/face-sets/{face_set_name}/faces",
+            post(routes::faces::add_faces)
+                .get(routes::faces::show_faces)
+                .put(routes::faces::update_face)
+                .delete(routes::faces::delete_faces),
+        )
+        .route("/v2/{project_id}/face-sets/{face_set_name}/faces/batch", delete(routes::faces::batch_delete_faces))
+        .route("/v2/{project_id}/face-sets/{face_set_name}/search", post(routes::search::search_faces))
+        .route("/v2/{project_id}/face-sets/{face_set_name}/multi-face-search", post(routes::search::multi_face_search))
         .route("/health", get(routes::health::get_health))
         .route("/ready", get(routes::health::get_ready))
         .route("/openapi.json", get(get_openapi));
@@ -97,7 +116,7 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
-    use frs_service::{Engine, EngineConfig};
+    use frs_service::{Engine, EngineConfig, FaceLibrary, LibraryLimits};
     use frs_vision::{ModelPaths, PipelineConfig};
     use tower::ServiceExt;
 
@@ -115,7 +134,11 @@ mod tests {
             workers: 1,
             queue_capacity: 1,
         });
-        AppState::new(FaceService::new(Arc::new(engine)))
+        let engine = Arc::new(engine);
+        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        let store = Arc::new(frs_store::Store::open(&dir).expect("opening the store"));
+        let library = FaceLibrary::load(store, Arc::clone(&engine), LibraryLimits::default()).expect("empty library");
+        AppState::new(FaceService::new(engine), library)
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::routes::{compare, detect, health};
+use crate::routes::{compare, detect, face_sets, faces, health, search};
 
 /// The OpenAPI document of every route frs serves.
 #[derive(Debug, OpenApi)]
@@ -20,6 +20,17 @@ use crate::routes::{compare, detect, health};
     paths(
         detect::detect_faces,
         compare::compare_faces,
+        face_sets::create_face_set,
+        face_sets::list_face_sets,
+        face_sets::show_face_set,
+        face_sets::delete_face_set,
+        faces::add_faces,
+        faces::show_faces,
+        faces::update_face,
+        faces::delete_faces,
+        faces::batch_delete_faces,
+        search::search_faces,
+        search::multi_face_search,
         health::get_health,
         health::get_ready,
     ),
@@ -31,9 +42,18 @@ use crate::routes::{compare, detect, health};
         compare::CompareByBase64Request,
         compare::CompareByUrlRequest,
         compare::CompareByFileRequest,
+        face_sets::CreateFaceSetBody,
+        faces::AddFacesByBase64Request,
+        faces::AddFacesByFileRequest,
+        faces::UpdateFaceBody,
+        faces::BatchDeleteBody,
+        search::SearchJsonRequest,
+        search::SearchByFileRequest,
     )),
     tags(
-        (name = "face", description = "Face detection and comparison (FRS §2.1, §2.2)."),
+        (name = "face", description = "Face detection and comparison, faces of a face set (FRS §2.1, §2.2, §2.10–2.14)."),
+        (name = "face-set", description = "Face sets (FRS §2.6–2.9)."),
+        (name = "search", description = "1:N search (FRS §2.3) and the multi-face search extension."),
         (name = "operations", description = "Liveness and readiness probes."),
     )
 )]

@@ -26,7 +26,8 @@ type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
 
 enum Job {
     Detect(Vec<u8>, Reply<Vec<Face>>),
-    LargestFaceFeature(Vec<u8>, Reply<Option<(Face, Feature)>>),
+    /// Features of the `usize` largest faces.
+    Features(Vec<u8>, usize, Reply<Vec<(Face, Feature)>>),
 }
 
 /// A started inference pool.
@@ -67,7 +68,13 @@ impl Engine {
 
     /// The largest face of the image and its feature, or `None` without a face.
     pub async fn largest_face_feature(&self, image: Vec<u8>) -> Result<Option<(Face, Feature)>, ServiceError> {
-        self.submit(|reply| Job::LargestFaceFeature(image, reply)).await
+        Ok(self.face_features(image, 1).await?.pop())
+    }
+
+    /// The `max_faces` largest faces of the image with their features, largest first; empty
+    /// without a face. All of them go through the recognizer as one batch.
+    pub async fn face_features(&self, image: Vec<u8>, max_faces: usize) -> Result<Vec<(Face, Feature)>, ServiceError> {
+        self.submit(|reply| Job::Features(image, max_faces, reply)).await
     }
 
     async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, ServiceError> {
@@ -94,8 +101,8 @@ fn run_worker(config: &EngineConfig, queue: &Receiver<Job>, ready: &AtomicUsize)
             Job::Detect(bytes, reply) => {
                 let _ = reply.send(detect(&mut pipeline, &config.limits, &bytes));
             }
-            Job::LargestFaceFeature(bytes, reply) => {
-                let _ = reply.send(largest_face_feature(&mut pipeline, &config.limits, &bytes));
+            Job::Features(bytes, max_faces, reply) => {
+                let _ = reply.send(face_features(&mut pipeline, &config.limits, &bytes, max_faces));
             }
         }
     }
@@ -106,17 +113,20 @@ fn detect(pipeline: &mut Pipeline, limits: &ImageLimits, bytes: &[u8]) -> Result
     Ok(pipeline.detect(&image)?)
 }
 
-fn largest_face_feature(
+fn face_features(
     pipeline: &mut Pipeline,
     limits: &ImageLimits,
     bytes: &[u8],
-) -> Result<Option<(Face, Feature)>, ServiceError> {
+    max_faces: usize,
+) -> Result<Vec<(Face, Feature)>, ServiceError> {
     let image = frs_vision::decode_image(bytes, limits)?;
-    let Some(face) = pipeline.detect(&image)?.into_iter().next() else {
-        return Ok(None);
-    };
-    let feature = pipeline.embed(&image, std::slice::from_ref(&face))?.remove(0);
-    Ok(Some((face, feature)))
+    let mut faces = pipeline.detect(&image)?;
+    faces.truncate(max_faces);
+    if faces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let features = pipeline.embed(&image, &faces)?;
+    Ok(faces.into_iter().zip(features).collect())
 }
 
 impl From<DecodeError> for ServiceError {

@@ -22,13 +22,52 @@ pub enum ServiceError {
     /// The image resolution is outside the accepted range.
     #[error("The image resolution {width}x{height} is not supported, it must be smaller than {max}x{max}.")]
     ImageResolution { width: u32, height: u32, max: u32 },
-    /// No face of acceptable size was found.
+    /// No face of acceptable size was found (detect, compare).
     #[error("Detect no face, check out your picture.")]
     NoFace,
+    /// The search probe image has no face of acceptable size.
+    #[error("Detect no face, can not search.")]
+    NoFaceToSearch,
+    /// The image to add has no face of acceptable size.
+    #[error("Detect no face, can not add it to face set.")]
+    NoFaceToAdd,
+    /// The project already has a face set of this name.
+    #[error("The face set {0} already exists.")]
+    FaceSetExists(String),
+    /// The project has no face set of this name.
+    #[error("The face set {0} does not exist.")]
+    FaceSetNotFound(String),
+    /// The project holds as many face sets as it may.
+    #[error("The number of face sets has reached the limit of {limit}.")]
+    TooManyFaceSets { limit: usize },
+    /// Adding the faces would exceed the set's `face_set_capacity`.
+    #[error("The face set is full, its capacity is {capacity} faces.")]
+    CapacityExceeded { capacity: u32 },
+    /// No face of this id in the set.
+    #[error("The face id is not exist, checkout your input.")]
+    FaceNotFound,
+    /// A delete matched no face.
+    #[error("All the data not suitable, no data to be deleted.")]
+    NothingMatched,
+    /// The `filter` expression is malformed or names an unknown field.
+    #[error("The filter is invalid: {0}")]
+    InvalidFilter(String),
+    /// A `return_fields` entry is not a custom field of the set.
+    #[error("The return field {0} is not defined in the face set.")]
+    UnknownReturnField(String),
+    /// A `sort` entry names an unknown or non-numeric field.
+    #[error("The sort field is not supported: {0}")]
+    UnsupportedSort(String),
     /// Too many requests are queued for inference.
     #[error("Too many requests, retry later.")]
     Overloaded,
     /// Our fault; the detail is logged, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<frs_store::StoreError> for ServiceError {
+    fn from(e: frs_store::StoreError) -> Self {
+        ServiceError::Internal(format!("store: {e}"))
+    }
 }

@@ -1,10 +1,12 @@
 //! frs use-cases, independent of any transport: the HTTP server and the CLI call the same methods.
+//! [`FaceService`] detects and compares; [`FaceLibrary`] keeps face sets and searches them.
 
 mod attributes;
 mod engine;
 mod error;
 mod face;
 mod input;
+mod library;
 
 pub use attributes::{Attribute, AttributeSet};
 pub use engine::{Engine, EngineConfig};
@@ -14,3 +16,9 @@ pub use face::{
     DetectResponse, FaceService, Landmark, LandmarkPoint,
 };
 pub use input::{ImageInput, MAX_IMAGE_BYTES};
+pub use library::{
+    AddFacesRequest, CAPACITY_STEP, CreateFaceSetRequest, DeleteFaceSetResponse, DeleteFaces, FaceCountResponse,
+    FaceLibrary, FaceSetFace, FaceSetInfo, FaceSetResponse, FaceSetsResponse, FacesQuery, FacesResponse, LibraryLimits,
+    MAX_FACES_PER_IMAGE, MAX_LISTED_FACES, MAX_TOP_N, MultiFaceSearchResponse, Probe, ProbeFaceMatches, SearchFace,
+    SearchRequest, SearchResponse, UpdateFaceRequest,
+};

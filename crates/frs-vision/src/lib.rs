@@ -14,7 +14,7 @@ pub mod similarity;
 pub use decode::{DecodeError, ImageLimits, decode_image};
 pub use detect::{DetectorConfig, Face};
 pub use pipeline::{ModelPaths, Pipeline, PipelineConfig, StageTimings};
-pub use similarity::similarity;
+pub use similarity::{cosine_of_score, score_of_cosine, similarity};
 
 /// Length of a face feature vector.
 pub const FEATURE_DIM: usize = 128;

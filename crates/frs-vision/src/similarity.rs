@@ -30,6 +30,19 @@ pub fn score_of_cosine(cosine: f32) -> f32 {
     1.0
 }
 
+/// The smallest cosine whose score is at least `score` (the inverse of [`score_of_cosine`]), for
+/// turning a score threshold into a cosine bound. Scores ≤ 0 give -1, scores ≥ 1 give 1.
+pub fn cosine_of_score(score: f32) -> f32 {
+    let s = score.clamp(0.0, 1.0);
+    for pair in KNOTS.windows(2) {
+        let ((c0, s0), (c1, s1)) = (pair[0], pair[1]);
+        if s <= s1 {
+            return c0 + (c1 - c0) * (s - s0) / (s1 - s0);
+        }
+    }
+    1.0
+}
+
 /// The calibrated similarity of two features, in [0, 1].
 pub fn similarity(a: &Feature, b: &Feature) -> f32 {
     score_of_cosine(cosine(a, b))
@@ -52,6 +65,17 @@ mod tests {
         }
         assert_eq!(score_of_cosine(3.0), 1.0);
         assert_eq!(score_of_cosine(-3.0), 0.0);
+    }
+
+    #[test]
+    fn cosine_of_score_inverts_the_mapping() {
+        for i in 0..=1000 {
+            let score = i as f32 / 1000.0;
+            let cosine = cosine_of_score(score);
+            assert!((score_of_cosine(cosine) - score).abs() < 1e-5, "score {score}");
+        }
+        assert_eq!(cosine_of_score(0.0), -1.0);
+        assert_eq!(cosine_of_score(1.0), 1.0);
     }
 
     #[test]

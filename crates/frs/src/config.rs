@@ -15,6 +15,22 @@ pub struct Config {
     pub inference: InferenceConfig,
     pub detector: DetectorSettings,
     pub server: frs_server::ServerConfig,
+    pub storage: StorageConfig,
+    pub library: frs_service::LibraryLimits,
+}
+
+/// Where durable state lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Data directory of the embedded store (created if missing).
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("data") }
+    }
 }
 
 /// Where the prepared model pack lives.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use frs_service::{CompareRequest, DetectRequest, Engine, FaceService, ImageInput};
+use frs_service::{CompareRequest, DetectRequest, Engine, FaceLibrary, FaceService, ImageInput};
 
 use crate::config::Config;
 
@@ -30,6 +30,9 @@ struct Cli {
     /// Address to listen on (overrides `server.listen`).
     #[arg(long, global = true)]
     listen: Option<String>,
+    /// Data directory (overrides `storage.data_dir`).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +75,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(listen) = &cli.listen {
         overrides.insert("server".into(), serde_json::json!({ "listen": listen }));
     }
+    if let Some(dir) = &cli.data_dir {
+        overrides.insert("storage".into(), serde_json::json!({ "data_dir": dir }));
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Serve => serve(config)?,
@@ -96,14 +102,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    let data_dir = &config.storage.data_dir;
+    let store =
+        frs_store::Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let engine = config.engine();
         tracing::info!(workers = engine.workers, models = %config.models.dir.display(), "starting inference workers");
-        let service = FaceService::new(Arc::new(Engine::start(engine)));
-        let state = frs_server::AppState::new(service);
+        let engine = Arc::new(Engine::start(engine));
+        let library = FaceLibrary::load(Arc::new(store), Arc::clone(&engine), config.library.clone())
+            .context("loading the face library")?;
+        let state = frs_server::AppState::new(FaceService::new(engine), library);
         tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
-        frs_server::serve(config.server.clone(), state, shutdown_signal()).await
+        Ok::<_, anyhow::Error>(frs_server::serve(config.server.clone(), state, shutdown_signal()).await?)
     })?;
     Ok(())
 }

@@ -3,6 +3,9 @@
 //! `assets/models` and the real photos in `assets/images`; they fail (never skip) without them.
 //!
 //! Every test asserts the exact FRS code and HTTP status, and that `X-Request-Id` is present.
+//! `library` covers face sets, faces and search over an embedded store in a temporary directory.
+
+mod library;
 
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use base64::Engine as _;
 use frs_server::routes::compare::CompareByBase64Request;
 use frs_server::routes::detect::DetectByBase64Request;
 use frs_server::{ApiError, AppState, ServerConfig, router};
-use frs_service::{Engine, EngineConfig, FaceService, MAX_IMAGE_BYTES, ServiceError};
+use frs_service::{Engine, EngineConfig, FaceLibrary, FaceService, LibraryLimits, MAX_IMAGE_BYTES, ServiceError};
 use frs_vision::{ImageLimits, ModelPaths, PipelineConfig};
 use image::{ImageFormat, RgbImage};
 use serde_json::{Value, json};
@@ -47,9 +50,15 @@ fn require_assets() {
 /// assets so the tests that fail before inference run anyway; those that infer call
 /// [`wait_until_ready`], which fails the test without assets.
 fn state() -> AppState {
-    static SERVICE: OnceLock<FaceService> = OnceLock::new();
-    let service = SERVICE.get_or_init(|| {
-        let engine = Engine::start(EngineConfig {
+    static STATE: OnceLock<AppState> = OnceLock::new();
+    STATE.get_or_init(|| state_with_store(&temp_data_dir(), LibraryLimits::default())).clone()
+}
+
+/// The shared engine (one worker).
+fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    Arc::clone(ENGINE.get_or_init(|| {
+        Arc::new(Engine::start(EngineConfig {
             pipeline: PipelineConfig {
                 models: ModelPaths::in_dir(repo_root().join("assets/models")),
                 detector: Default::default(),
@@ -57,11 +66,21 @@ fn state() -> AppState {
             },
             limits: Default::default(),
             workers: 1,
-            queue_capacity: 16,
-        });
-        FaceService::new(Arc::new(engine))
-    });
-    AppState::new(service.clone())
+            queue_capacity: 64,
+        }))
+    }))
+}
+
+/// A new empty data directory that outlives the test (removed with the OS's temp files).
+fn temp_data_dir() -> PathBuf {
+    tempfile::Builder::new().prefix("frs-api-test-").tempdir().expect("a temporary directory").keep()
+}
+
+/// A state over the shared engine and the store in `dir`, loaded as at start.
+fn state_with_store(dir: &Path, limits: LibraryLimits) -> AppState {
+    let store = frs_store::Store::open(dir).expect("opening the store");
+    let library = FaceLibrary::load(Arc::new(store), engine(), limits).expect("loading the library");
+    AppState::new(FaceService::new(engine()), library)
 }
 
 /// Waits until the shared engine has loaded the models; fails the test without assets.
@@ -115,7 +134,10 @@ struct Reply {
 }
 
 async fn send(request: Request<Body>) -> Reply {
-    let state = state();
+    send_to(state(), request).await
+}
+
+async fn send_to(state: AppState, request: Request<Body>) -> Reply {
     let response = router(state).oneshot(request).await.expect("the router is infallible");
     let status = response.status();
     let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -142,13 +164,21 @@ fn raw(method: Method, path: &str, content_type: Option<&str>, body: impl Into<B
 }
 
 fn json_post(path: &str, body: &Value) -> Request<Body> {
-    raw(Method::POST, path, Some("application/json;charset=UTF-8"), serde_json::to_vec(body).expect("json"))
+    json_request(Method::POST, path, body)
+}
+
+fn json_request(method: Method, path: &str, body: &Value) -> Request<Body> {
+    raw(method, path, Some("application/json;charset=UTF-8"), serde_json::to_vec(body).expect("json"))
 }
 
 /// One multipart part: name, file name (a file part when given), bytes.
 type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
 
 fn multipart_post(path: &str, parts: &[Part<'_>]) -> Request<Body> {
+    multipart(Method::POST, path, parts)
+}
+
+fn multipart(method: Method, path: &str, parts: &[Part<'_>]) -> Request<Body> {
     let mut body = Vec::new();
     for (name, file_name, bytes) in parts {
         write!(body, "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").expect("write");
@@ -163,7 +193,7 @@ fn multipart_post(path: &str, parts: &[Part<'_>]) -> Request<Body> {
         body.extend_from_slice(b"\r\n");
     }
     write!(body, "--{BOUNDARY}--\r\n").expect("write");
-    raw(Method::POST, path, Some(&format!("multipart/form-data; boundary={BOUNDARY}")), body)
+    raw(method, path, Some(&format!("multipart/form-data; boundary={BOUNDARY}")), body)
 }
 
 fn detect_json(image_base64: String, attributes: Option<&str>) -> Request<Body> {
