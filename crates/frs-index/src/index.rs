@@ -67,13 +67,13 @@ pub enum IndexError {
 pub struct HeapUsage {
     /// The feature matrix (capacity included).
     pub features: usize,
-    /// The entries array and each entry's `external_image_id` text.
+    /// The entries array, each entry's `external_image_id` text, and the `external_image_id` hash column.
     pub entries: usize,
     /// The `FaceId` → slot map (estimated from its capacity).
     pub id_map: usize,
     /// Custom-field values held by the entries (their vectors and strings).
     pub field_values: usize,
-    /// Filter columns: the `external_image_id` hash column and one column per custom field.
+    /// Filter columns of the custom fields.
     pub columns: usize,
 }
 
@@ -87,12 +87,12 @@ impl HeapUsage {
 /// Rows added at least when the feature matrix and the other per-face arrays grow.
 const MIN_GROWTH: usize = 256;
 
-/// Grows `v` for `additional` more elements by at most 1/8 of its length (at least `min_chunk`) rather
-/// than `Vec`'s doubling, so spare capacity stays under ~12.5 % (the feature matrix is the bulk of a set's
+/// Grows `v` for `additional` more elements by 1/16 of its length (at least `min_chunk`) rather than
+/// `Vec`'s doubling, so spare capacity stays under ~6 % (the feature matrix is the bulk of a set's
 /// memory). Large buffers are reallocated by `mremap` on Linux, so the smaller steps cost little.
 pub(crate) fn grow<T>(v: &mut Vec<T>, additional: usize, min_chunk: usize) {
     if v.capacity() - v.len() < additional {
-        v.reserve_exact(additional.max(v.len() / 8).max(min_chunk));
+        v.reserve_exact(additional.max(v.len() / 16).max(min_chunk));
     }
 }
 
@@ -340,10 +340,10 @@ impl FaceSetIndex {
         let value_size = std::mem::size_of::<Option<FieldValue>>();
         let mut usage = HeapUsage {
             features: self.features.capacity() * 4,
-            entries: self.entries.capacity() * entry_size,
+            entries: self.entries.capacity() * entry_size + self.ext_hashes.capacity() * 4,
             id_map: hash_map_bytes(self.slots.capacity(), std::mem::size_of::<(FaceId, u32)>()),
             field_values: 0,
-            columns: self.ext_hashes.capacity() * 4 + self.columns.iter().map(Column::heap_bytes).sum::<usize>(),
+            columns: self.columns.iter().map(Column::heap_bytes).sum(),
         };
         for entry in &self.entries {
             usage.entries += entry.external_image_id.len();
@@ -712,7 +712,7 @@ mod tests {
         }
         let usage = index.heap_usage();
         let raw = 20_000 * 128 * 4;
-        assert!(usage.features <= raw + raw / 8 + MIN_GROWTH * 128 * 4, "{usage:?}");
+        assert!(usage.features <= raw + raw / 16 + MIN_GROWTH * 128 * 4, "{usage:?}");
         for id in index.entries.iter().map(|e| e.face_id).collect::<Vec<_>>().into_iter().skip(1000) {
             index.remove(id);
         }
