@@ -20,28 +20,31 @@ const DIM: usize = 128;
 const QUERIES: usize = 200;
 const IDENTITIES: usize = 10_000;
 
+/// Set in the child processes that measure RSS (see [`rss_child`]).
+const RSS_CHILD: &str = "FRS_INDEX_BENCH_RSS";
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, so keep that run short.
     let quick = !std::env::args().any(|a| a == "--bench");
     let faces = if quick { 2_000 } else { FACES };
     let queries = if quick { 10 } else { QUERIES };
+    if let Ok(mode) = std::env::var(RSS_CHILD) {
+        rss_child(&mode, faces);
+        return;
+    }
     println!("frs-index search benchmark: {faces} faces x {DIM} dims, {queries} queries, 1 thread");
     println!("kernels available: {:?}", Kernel::available().iter().map(|k| k.name()).collect::<Vec<_>>());
-    let schema = Schema::parse(&serde_json::json!({
-        "dept": {"type": "integer"}, "timestamp": {"type": "long"}, "name": {"type": "string"}
-    }))
-    .expect("schema");
+    let schema = bench_schema();
+    rss_report(faces);
 
     for clustered in [false, true] {
         let label = if clustered { "clustered (10,000 identities x 10 samples)" } else { "uniform random" };
         println!("\n== {label} ==");
         let mut rng = StdRng::seed_from_u64(if clustered { 2 } else { 1 });
-        let data = Data::generate(&mut rng, &schema, faces, clustered);
+        let data = Data::generate(&mut rng, faces, clustered);
         let query_vectors: Vec<Vec<f32>> = (0..queries).map(|_| data.query(&mut rng, clustered)).collect();
 
-        let rss_before = rss_bytes();
         let (index, insert) = build(&schema, &data, false);
-        let rss_after = rss_bytes();
         let (rebuilt, with_reserve) = build(&schema, &data, true);
         let reserved = rebuilt.heap_usage();
         drop(rebuilt);
@@ -75,16 +78,6 @@ fn main() {
             reserved.total() as f64 / raw as f64,
             (reserved.total() - reserved.field_values - reserved.columns) as f64 / raw as f64
         );
-        match (rss_before, rss_after) {
-            // Only the first build in the process: later ones reuse memory the allocator kept.
-            (Some(before), Some(after)) if !clustered => println!(
-                "RSS growth while building (fresh process, allocator overhead included): {:.1} MB = {:.3} x raw features",
-                mb(after.saturating_sub(before)),
-                after.saturating_sub(before) as f64 / raw as f64
-            ),
-            (None, _) | (_, None) => println!("RSS: /proc/self/statm unavailable"),
-            _ => {}
-        }
 
         let one_percent = Filter::parse("dept:7", &schema).expect("filter");
         let ten_percent = Filter::parse("dept:[0 TO 9]", &schema).expect("filter");
@@ -143,43 +136,100 @@ fn main() {
     }
 }
 
-/// Pre-generated faces, so timing covers only the index.
+fn bench_schema() -> Schema {
+    Schema::parse(&serde_json::json!({
+        "dept": {"type": "integer"}, "timestamp": {"type": "long"}, "name": {"type": "string"}
+    }))
+    .expect("schema")
+}
+
+/// RSS growth of building the uniform set, each variant in a fresh process (this benchmark re-run
+/// with [`RSS_CHILD`] set), so the allocator has no freed memory to reuse and its overhead counts.
+fn rss_report(faces: usize) {
+    let raw = faces * DIM * 4;
+    println!("\nRSS growth while building (fresh process each, allocator overhead included):");
+    for mode in ["fields", "fields+reserve", "no-fields", "no-fields+reserve"] {
+        let output = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe).args(std::env::args().skip(1)).env(RSS_CHILD, mode).output()
+        });
+        let growth = output.ok().and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.lines().find_map(|l| l.strip_prefix("rss_growth_bytes=")?.trim().parse::<usize>().ok())
+        });
+        match growth {
+            Some(bytes) => {
+                println!("  {mode:<18} {:>6.1} MB = {:.3} x raw features", mb(bytes), bytes as f64 / raw as f64)
+            }
+            None => println!("  {mode:<18} unavailable (no /proc/self/statm?)"),
+        }
+    }
+}
+
+/// The child side of [`rss_report`]: builds one uniform set and prints `rss_growth_bytes=N`.
+fn rss_child(mode: &str, faces: usize) {
+    let schema = if mode.starts_with("no-fields") { Schema::empty() } else { bench_schema() };
+    let mut rng = StdRng::seed_from_u64(1);
+    let data = Data::generate(&mut rng, faces, false);
+    // Entries are made after the first reading, so their strings and value vectors count.
+    let Some(before) = rss_bytes() else { return };
+    let mut index = FaceSetIndex::new(schema.clone(), DIM);
+    if mode.ends_with("+reserve") {
+        index.reserve(faces);
+    }
+    for (i, feature) in data.features.chunks_exact(DIM).enumerate() {
+        index.insert(data.entry(i, &schema), feature).expect("insert");
+    }
+    let Some(after) = rss_bytes() else { return };
+    black_box(&index);
+    println!("rss_growth_bytes={}", after.saturating_sub(before));
+}
+
+/// Pre-generated faces: features and what each entry holds, so timing covers only the index.
 struct Data {
-    entries: Vec<FaceEntry>,
+    faces: Vec<(FaceId, i64, i64)>,
     features: Vec<f32>,
     centres: Vec<f32>,
     names: Vec<String>,
 }
 
 impl Data {
-    fn generate(rng: &mut StdRng, schema: &Schema, faces: usize, clustered: bool) -> Data {
+    fn generate(rng: &mut StdRng, faces: usize, clustered: bool) -> Data {
         let identities = if clustered { IDENTITIES.min(faces / 10).max(1) } else { 0 };
         let mut centres = Vec::with_capacity(identities * DIM);
         for _ in 0..identities {
             centres.extend(random_unit(rng));
         }
         let names: Vec<String> = (0..faces / 10 + 1).map(|i| format!("person_{i}")).collect();
-        let (dept, timestamp, name) = (field(schema, "dept"), field(schema, "timestamp"), field(schema, "name"));
         let mut features = Vec::with_capacity(faces * DIM);
-        let mut entries = Vec::with_capacity(faces);
+        let mut rows = Vec::with_capacity(faces);
         for i in 0..faces {
             if clustered {
                 features.extend(noisy(rng, &centres[(i / 10) * DIM..(i / 10 + 1) * DIM]));
             } else {
                 features.extend(random_unit(rng));
             }
-            let mut fields = vec![None; schema.len()];
-            fields[dept] = Some(FieldValue::Integer(rng.random_range(0..100)));
-            fields[timestamp] = Some(FieldValue::Integer(1_600_000_000 + rng.random_range(0..100_000_000)));
-            fields[name] = Some(FieldValue::String(names[i / 10].as_str().into()));
-            entries.push(FaceEntry {
-                face_id: FaceId::random(),
-                external_image_id: format!("img-{:08}", i / 2).into(),
-                bbox: [10, 20, 110, 137],
-                fields: FieldValues(fields),
-            });
+            rows.push((FaceId::random(), rng.random_range(0..100), 1_600_000_000 + rng.random_range(0..100_000_000)));
         }
-        Data { entries, features, centres, names }
+        Data { faces: rows, features, centres, names }
+    }
+
+    /// The entry of face `i`: external image id `img-<i/2>` (two faces per image), `dept` uniform in
+    /// 0..100, `timestamp`, and `name` shared by the ten samples of an identity. No values when the
+    /// schema is empty.
+    fn entry(&self, i: usize, schema: &Schema) -> FaceEntry {
+        let (face_id, dept, timestamp) = self.faces[i];
+        let mut fields = vec![None; schema.len()];
+        if !schema.is_empty() {
+            fields[field(schema, "dept")] = Some(FieldValue::Integer(dept));
+            fields[field(schema, "timestamp")] = Some(FieldValue::Integer(timestamp));
+            fields[field(schema, "name")] = Some(FieldValue::String(self.names[i / 10].as_str().into()));
+        }
+        FaceEntry {
+            face_id,
+            external_image_id: format!("img-{:08}", i / 2).into(),
+            bbox: [10, 20, 110, 137],
+            fields: FieldValues(fields),
+        }
     }
 
     fn query(&self, rng: &mut StdRng, clustered: bool) -> Vec<f32> {
@@ -197,7 +247,7 @@ fn field(schema: &Schema, name: &str) -> usize {
 }
 
 fn build(schema: &Schema, data: &Data, reserve: bool) -> (FaceSetIndex, Duration) {
-    let entries = data.entries.clone();
+    let entries: Vec<FaceEntry> = (0..data.faces.len()).map(|i| data.entry(i, schema)).collect();
     let started = Instant::now();
     let mut index = FaceSetIndex::new(schema.clone(), DIM);
     if reserve {

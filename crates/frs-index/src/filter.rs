@@ -127,6 +127,8 @@ impl Predicate {
             (Predicate::Str(s), FieldValue::String(v)) => s == v,
             (Predicate::IntRange { lo, hi }, FieldValue::Integer(v)) => lo <= v && v <= hi,
             (Predicate::FloatRange { .. }, FieldValue::Float(v)) => self.matches_float(*v),
+            // As the index's float columns take an integer in a float field (see `FaceSetIndex`).
+            (Predicate::FloatRange { .. }, FieldValue::Integer(v)) => self.matches_float(*v as f64),
             (Predicate::Bool(b), FieldValue::Boolean(v)) => b == v,
             _ => false,
         }

@@ -1,17 +1,19 @@
 //! Dot products of one query against rows of the row-major feature matrix: the whole of search's
-//! arithmetic. One portable kernel in safe Rust that the compiler vectorises for the baseline target
-//! (SSE2 on x86-64), and on x86-64 the same source compiled for AVX2+FMA, chosen at run time.
+//! arithmetic. A portable kernel in safe Rust that the compiler vectorises for the baseline target
+//! (SSE2 on x86-64), and on x86-64 an AVX2+FMA kernel written with intrinsics, chosen at run time.
 //!
-//! Measured on the 2-core AMD EPYC (Zen 3) dev machine (`cargo bench -p frs-index`): AVX2+FMA scans a
-//! 100,000 × 128 set about 1.2–1.3× faster than the SSE2 build of the same code (memory-bound at
-//! 12–15 GB/s) and is about 1.2× faster in cache, which is why the module with `unsafe` exists.
+//! Why the intrinsics (the crate's only `unsafe`): on the 2-core AMD EPYC (Zen 3) dev machine,
+//! `cargo bench -p frs-index` measures the AVX2+FMA kernel 1.1–1.25× faster than the portable one on an
+//! unfiltered 100,000 × 128 scan (memory-bound, ~12 vs ~14 GB/s) and 1.35–1.55× faster on the scattered
+//! rows of a 10 % filter. Compiling the portable source under `#[target_feature(enable = "avx2,fma")]`
+//! instead was *slower* than SSE2 (0.8–0.9×): LLVM's SLP vectoriser left most of it scalar.
 
 /// A dot-product implementation. [`Kernel::detect`] picks the fastest the CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     /// Safe Rust for the compilation target's baseline features.
     Portable,
-    /// The same loop compiled with AVX2 and FMA enabled (x86-64 CPUs that have both).
+    /// AVX2+FMA intrinsics (x86-64 CPUs that have both).
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(x86::Avx2Fma),
 }
@@ -47,7 +49,7 @@ impl Kernel {
     #[inline]
     pub(crate) fn dots(self, query: &[f32], rows: &[f32], out: &mut [f32]) {
         match self {
-            Kernel::Portable => dots::<false, 4>(query, rows, out),
+            Kernel::Portable => dots::<4>(query, rows, out),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma(token) => token.dots(query, rows, out),
         }
@@ -57,7 +59,7 @@ impl Kernel {
     #[inline]
     pub(crate) fn gather(self, query: &[f32], features: &[f32], slots: &[u32], out: &mut [f32]) {
         match self {
-            Kernel::Portable => gather::<false, 4>(query, features, slots, out),
+            Kernel::Portable => gather::<4>(query, features, slots, out),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma(token) => token.gather(query, features, slots, out),
         }
@@ -76,20 +78,19 @@ const LANES: usize = 16;
 const CHUNK: usize = 64;
 
 /// The dot product as `W` partial sums: 16 independent lane sums over 16-element chunks, folded
-/// pairwise to `W` lanes, with the sequential tail added to lane 0. `FMA` fuses each multiply-add
-/// (only worth it where the target has FMA instructions: elsewhere `mul_add` is a libm call).
+/// pairwise to `W` lanes, with the sequential tail added to lane 0.
 ///
 /// NOTE: the shape is chosen for LLVM's SLP vectoriser. Folding all the way to one scalar here made it
 /// pair lanes two by two (64-bit vectors); storing `W` partial sums per row and finishing them in a
-/// separate loop ([`finish`]) keeps the arithmetic `W` wide and nearly halves the in-cache time.
+/// separate loop ([`finish`]) keeps the arithmetic 4 wide and nearly halves the in-cache time.
 #[inline(always)]
-fn partial<const FMA: bool, const W: usize>(a: &[f32], b: &[f32]) -> [f32; W] {
+fn partial<const W: usize>(a: &[f32], b: &[f32]) -> [f32; W] {
     let (a_chunks, a_tail) = a.as_chunks::<LANES>();
     let (b_chunks, b_tail) = b.as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
     for (x, y) in a_chunks.iter().zip(b_chunks) {
         for j in 0..LANES {
-            acc[j] = if FMA { x[j].mul_add(y[j], acc[j]) } else { acc[j] + x[j] * y[j] };
+            acc[j] += x[j] * y[j];
         }
     }
     let mut width = LANES / 2;
@@ -101,7 +102,7 @@ fn partial<const FMA: bool, const W: usize>(a: &[f32], b: &[f32]) -> [f32; W] {
     }
     let mut tail = 0.0f32;
     for (x, y) in a_tail.iter().zip(b_tail) {
-        tail = if FMA { x.mul_add(*y, tail) } else { tail + x * y };
+        tail += x * y;
     }
     let mut out = [0.0f32; W];
     out.copy_from_slice(&acc[..W]);
@@ -123,14 +124,14 @@ fn finish<const W: usize>(mut p: [f32; W]) -> f32 {
 }
 
 #[inline(always)]
-fn dots<const FMA: bool, const W: usize>(query: &[f32], rows: &[f32], out: &mut [f32]) {
+fn dots<const W: usize>(query: &[f32], rows: &[f32], out: &mut [f32]) {
     let dim = query.len();
     assert!(dim > 0 && rows.len() == dim * out.len());
     let mut partials = [[0.0f32; W]; CHUNK];
     for (out, rows) in out.chunks_mut(CHUNK).zip(rows.chunks(CHUNK * dim)) {
         let partials = &mut partials[..out.len()];
         for (p, row) in partials.iter_mut().zip(rows.chunks_exact(dim)) {
-            *p = partial::<FMA, W>(query, row);
+            *p = partial::<W>(query, row);
         }
         for (o, p) in out.iter_mut().zip(partials.iter()) {
             *o = finish(*p);
@@ -139,7 +140,7 @@ fn dots<const FMA: bool, const W: usize>(query: &[f32], rows: &[f32], out: &mut 
 }
 
 #[inline(always)]
-fn gather<const FMA: bool, const W: usize>(query: &[f32], features: &[f32], slots: &[u32], out: &mut [f32]) {
+fn gather<const W: usize>(query: &[f32], features: &[f32], slots: &[u32], out: &mut [f32]) {
     let dim = query.len();
     assert!(dim > 0 && slots.len() == out.len());
     let mut partials = [[0.0f32; W]; CHUNK];
@@ -147,7 +148,7 @@ fn gather<const FMA: bool, const W: usize>(query: &[f32], features: &[f32], slot
         let partials = &mut partials[..out.len()];
         for (p, &slot) in partials.iter_mut().zip(slots) {
             let start = slot as usize * dim;
-            *p = partial::<FMA, W>(query, &features[start..start + dim]);
+            *p = partial::<W>(query, &features[start..start + dim]);
         }
         for (o, p) in out.iter_mut().zip(partials.iter()) {
             *o = finish(*p);
