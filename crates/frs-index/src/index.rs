@@ -29,7 +29,7 @@ pub struct FaceEntry {
 pub struct SearchParams<'a> {
     /// How many faces to return at most; 0 returns none.
     pub top_n: usize,
-    /// Faces with cosine < `min_cosine` are not returned; -1.0 or less means no threshold.
+    /// Faces with cosine < `min_cosine` are not returned; -1.0 or less (or NaN) means no threshold.
     pub min_cosine: f32,
     /// Only faces matching this filter (parsed against the index's schema) are considered.
     pub filter: Option<&'a Filter>,
@@ -287,7 +287,8 @@ impl FaceSetIndex {
         if params.top_n == 0 || self.is_empty() {
             return Vec::new();
         }
-        let min = if params.min_cosine <= -1.0 { f32::NEG_INFINITY } else { params.min_cosine };
+        let no_threshold = params.min_cosine.is_nan() || params.min_cosine <= -1.0;
+        let min = if no_threshold { f32::NEG_INFINITY } else { params.min_cosine };
         let mut top = TopK::new(params.top_n, min);
         let mut cosines = [0.0f32; BLOCK];
         match params.filter {

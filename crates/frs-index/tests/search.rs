@@ -404,13 +404,15 @@ struct Case {
     queries: Vec<Query>,
 }
 
-fn case_strategy(exact: bool) -> impl Strategy<Value = Case> {
+/// `large` cases hold hundreds of faces, so scans span several 256-row blocks and 64-bit words.
+fn case_strategy(exact: bool, large: bool) -> impl Strategy<Value = Case> {
     let dims = if exact { vec![1usize, 3, 8, 16, 17, 40, 64] } else { vec![8usize, 100, 128] };
-    (pvec(select(TYPES.to_vec()), 0..6), select(dims), pvec("[0-9A-Za-z]{8}", 1..40)).prop_flat_map(
+    let (ids, ops) = if large { (400..700, 600..1200) } else { (1..40, 0..150) };
+    (pvec(select(TYPES.to_vec()), 0..6), select(dims), pvec("[0-9A-Za-z]{8}", ids)).prop_flat_map(
         move |(types, dim, id_pool)| {
             let fields = types.iter().enumerate().map(|(i, t)| (format!("f{i}"), *t)).collect();
             let spec = Spec { fields, dim, exact };
-            let ops = pvec(op_strategy(&spec, id_pool.len()), 0..150);
+            let ops = pvec(op_strategy(&spec, id_pool.len()), ops.clone());
             let queries = pvec(query_strategy(&spec, &id_pool), 1..6);
             (Just(spec), Just(id_pool), ops, queries).prop_map(|(spec, id_pool, ops, queries)| Case {
                 spec,
@@ -712,12 +714,26 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
-    fn search_matches_the_reference_exactly(case in case_strategy(true)) {
+    fn search_matches_the_reference_exactly(case in case_strategy(true, false)) {
         run_case(&case);
     }
 
     #[test]
-    fn search_matches_the_reference_on_unit_vectors(case in case_strategy(false)) {
+    fn search_matches_the_reference_on_unit_vectors(case in case_strategy(false, false)) {
+        run_case(&case);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn search_matches_the_reference_on_large_sets(case in case_strategy(true, true)) {
+        run_case(&case);
+    }
+
+    #[test]
+    fn search_matches_the_reference_on_large_sets_of_unit_vectors(case in case_strategy(false, true)) {
         run_case(&case);
     }
 }
