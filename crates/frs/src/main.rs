@@ -1,6 +1,7 @@
 //! `frs`: the Face Recognition Service binary and its command-line tools.
 
 mod bench;
+mod bench_library;
 mod config;
 mod eval;
 mod models;
@@ -56,6 +57,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Per-stage timings, pipeline overhead over bare ONNX Runtime, 1→2 worker scaling, OpenCV comparison.
     Bench(bench::BenchArgs),
+    /// Face-library figures: restart time and memory of a large set, search latency, what storage adds to an add.
+    BenchLibrary(bench_library::BenchLibraryArgs),
     /// Impostor-pair FAR table of a labelled folder: the measurement behind the similarity mapping.
     Calibrate(eval::CalibrateArgs),
 }
@@ -97,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run_eval(&config, &args)?,
         Command::Calibrate(args) => eval::run_calibrate(&config, &args)?,
         Command::Bench(args) => bench::run(&config, args)?,
+        Command::BenchLibrary(args) => bench_library::run(&config, &args)?,
     }
     Ok(())
 }

@@ -466,6 +466,20 @@ impl FaceLibrary {
         Ok(MultiFaceSearchResponse { results })
     }
 
+    /// Heap bytes of every set's in-memory index, by part (for benchmarks and metrics).
+    pub fn heap_usage(&self) -> frs_index::HeapUsage {
+        read(&self.inner.sets).values().fold(frs_index::HeapUsage::default(), |sum, set| {
+            let usage = read(&set.index).heap_usage();
+            frs_index::HeapUsage {
+                features: sum.features + usage.features,
+                entries: sum.entries + usage.entries,
+                id_map: sum.id_map + usage.id_map,
+                field_values: sum.field_values + usage.field_values,
+                columns: sum.columns + usage.columns,
+            }
+        })
+    }
+
     fn find(&self, project_id: &str, name: &str) -> Result<Arc<FaceSet>, ServiceError> {
         read(&self.inner.sets)
             .get(&(project_id.to_owned(), name.to_owned()))
