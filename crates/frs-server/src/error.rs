@@ -107,6 +107,8 @@ impl ApiError {
                 ServiceError::InvalidFilter(_) => ("FRS.0029", S::BAD_REQUEST),
                 ServiceError::UnknownReturnField(_) => ("FRS.0030", S::BAD_REQUEST),
                 ServiceError::UnsupportedSort(_) => ("FRS.0032", S::BAD_REQUEST),
+                ServiceError::ProjectMismatch => ("FRS.0028", S::FORBIDDEN),
+                ServiceError::Forbidden(_) => ("APIG.0302", S::FORBIDDEN),
                 ServiceError::Overloaded => ("FRS.0033", S::TOO_MANY_REQUESTS),
                 ServiceError::Internal(_) => ("FRS.0018", S::INTERNAL_SERVER_ERROR),
             },
@@ -217,6 +219,8 @@ mod tests {
             service(ServiceError::InvalidFilter("x".into())),
             service(ServiceError::UnknownReturnField("x".into())),
             service(ServiceError::UnsupportedSort("x".into())),
+            service(ServiceError::ProjectMismatch),
+            service(ServiceError::Forbidden("addFaces")),
             service(ServiceError::Overloaded),
             service(ServiceError::Internal("secret".into())),
         ];
@@ -252,6 +256,8 @@ mod tests {
                     | ServiceError::InvalidFilter(_)
                     | ServiceError::UnknownReturnField(_)
                     | ServiceError::UnsupportedSort(_)
+                    | ServiceError::ProjectMismatch
+                    | ServiceError::Forbidden(_)
                     | ServiceError::Overloaded
                     | ServiceError::Internal(_),
                 ) => {}

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # async fn run(service: frs_service::FaceService, library: frs_service::FaceLibrary) -> std::io::Result<()> {
-//! let state = frs_server::AppState::new(service, library);
+//! let state = frs_server::AppState::new(service, library, frs_server::Authentication::Disabled);
 //! frs_server::serve(frs_server::ServerConfig::default(), state, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod config;
 mod error;
 mod extract;
@@ -28,6 +29,7 @@ use axum::routing::{delete, get, post};
 use frs_service::{FaceLibrary, FaceService};
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::{Authenticated, Authentication};
 pub use config::{DEFAULT_BODY_LIMIT_BYTES, ServerConfig};
 pub use error::{ApiError, ErrorBody, ErrorCode, INTERNAL_ERROR_MSG};
 pub use middleware::{REQUEST_ID_HEADER, new_request_id};
@@ -39,13 +41,14 @@ pub use server::{serve, serve_on};
 pub struct AppState {
     service: FaceService,
     library: FaceLibrary,
+    authentication: Authentication,
     body_limit: usize,
 }
 
 impl AppState {
     /// Wraps the use-cases, with the default body limit ([`DEFAULT_BODY_LIMIT_BYTES`]).
-    pub fn new(service: FaceService, library: FaceLibrary) -> Self {
-        AppState { service, library, body_limit: DEFAULT_BODY_LIMIT_BYTES }
+    pub fn new(service: FaceService, library: FaceLibrary, authentication: Authentication) -> Self {
+        AppState { service, library, authentication, body_limit: DEFAULT_BODY_LIMIT_BYTES }
     }
 
     /// The same state with another request body limit (bytes); [`serve`] applies
@@ -138,7 +141,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory").keep();
         let store = Arc::new(frs_store::Store::open(&dir).expect("opening the store"));
         let library = FaceLibrary::load(store, Arc::clone(&engine), LibraryLimits::default()).expect("empty library");
-        AppState::new(FaceService::new(engine), library)
+        AppState::new(FaceService::new(engine), library, Authentication::Disabled)
     }
 
     #[tokio::test]

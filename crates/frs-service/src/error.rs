@@ -58,6 +58,12 @@ pub enum ServiceError {
     /// A `sort` entry names an unknown or non-numeric field.
     #[error("The sort field is not supported: {0}")]
     UnsupportedSort(String),
+    /// The path's project is not the caller's.
+    #[error("The project id in the URL does not match the credential's project.")]
+    ProjectMismatch,
+    /// The caller's policy does not grant the action (names it).
+    #[error("The credential is not authorized to perform {0}.")]
+    Forbidden(&'static str),
     /// Too many requests are queued for inference.
     #[error("Too many requests, retry later.")]
     Overloaded,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{AttributeSet, Engine, ImageInput, ServiceError, attributes::Attribute};
+use crate::{Action, AttributeSet, Caller, Engine, ImageInput, ServiceError, attributes::Attribute};
 
 /// Face box in pixels of the (EXIF-oriented) image, as FRS's `BoundingBox`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
@@ -104,7 +104,13 @@ impl FaceService {
     }
 
     /// Detects every face (of at least the minimum face size) in one image.
-    pub async fn detect(&self, req: DetectRequest) -> Result<DetectResponse, ServiceError> {
+    pub async fn detect(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        req: DetectRequest,
+    ) -> Result<DetectResponse, ServiceError> {
+        caller.authorize(project_id, Action::DetectFace)?;
         let attributes = AttributeSet::parse(req.attributes.as_deref())?;
         let bytes = req.image.into_bytes("image")?;
         let faces = self.engine.detect(bytes).await?;
@@ -123,7 +129,13 @@ impl FaceService {
     }
 
     /// Compares the largest face of each image.
-    pub async fn compare(&self, req: CompareRequest) -> Result<CompareResponse, ServiceError> {
+    pub async fn compare(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        req: CompareRequest,
+    ) -> Result<CompareResponse, ServiceError> {
+        caller.authorize(project_id, Action::CompareFace)?;
         if std::mem::discriminant(&req.image1) != std::mem::discriminant(&req.image2) {
             return Err(ServiceError::InvalidParameter("image1 and image2 must use the same input type".into()));
         }

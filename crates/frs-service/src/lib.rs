@@ -1,6 +1,7 @@
 //! frs use-cases, independent of any transport: the HTTP server and the CLI call the same methods.
 //! [`FaceService`] detects and compares; [`FaceLibrary`] keeps face sets and searches them.
 
+mod access;
 mod attributes;
 mod engine;
 mod error;
@@ -8,6 +9,7 @@ mod face;
 mod input;
 mod library;
 
+pub use access::{Action, Caller, Policy};
 pub use attributes::{Attribute, AttributeSet};
 pub use engine::{Engine, EngineConfig};
 pub use error::ServiceError;

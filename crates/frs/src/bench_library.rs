@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use frs_index::FaceId;
-use frs_service::{AddFacesRequest, Engine, FaceLibrary, ImageInput, LibraryLimits, Probe, SearchRequest};
+use frs_service::{AddFacesRequest, Caller, Engine, FaceLibrary, ImageInput, LibraryLimits, Probe, SearchRequest};
 use frs_store::{FaceRow, FaceSetRow, Store};
 use frs_vision::FEATURE_DIM;
 use rand::rngs::StdRng;
@@ -115,7 +115,7 @@ pub fn run(config: &Config, args: &BenchLibraryArgs) -> anyhow::Result<()> {
                     return_fields: None,
                 };
                 let started = Instant::now();
-                let response = library.search(PROJECT, SET, request).await?;
+                let response = library.search(&Caller::unauthenticated(PROJECT), PROJECT, SET, request).await?;
                 times.push(started.elapsed());
                 ensure!(!response.faces.is_empty(), "a search found nothing");
             }
@@ -205,7 +205,7 @@ async fn measure_adds(library: &FaceLibrary, engine: &Engine, args: &BenchLibrar
                 single: false,
             };
             let started = Instant::now();
-            let added = library.add_faces(PROJECT, SET, request).await?;
+            let added = library.add_faces(&Caller::unauthenticated(PROJECT), PROJECT, SET, request).await?;
             add += started.elapsed();
             ensure!(added.faces.len() == found.len(), "add and inference found different faces");
             faces += found.len();

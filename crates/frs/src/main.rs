@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use frs_service::{CompareRequest, DetectRequest, Engine, FaceLibrary, FaceService, ImageInput};
+use frs_service::{Caller, CompareRequest, DetectRequest, Engine, FaceLibrary, FaceService, ImageInput};
 
 use crate::config::Config;
 
@@ -87,14 +87,16 @@ fn main() -> anyhow::Result<()> {
         Command::Models(args) => models::run(args)?,
         Command::Detect { image, attributes } => {
             let image = read_image(&image)?;
-            let response =
-                one_shot(&config, |service| async move { service.detect(DetectRequest { image, attributes }).await })?;
+            let response = one_shot(&config, |service, caller| async move {
+                service.detect(&caller, LOCAL_PROJECT, DetectRequest { image, attributes }).await
+            })?;
             println!("{}", serde_json::to_string_pretty(&response)?);
         }
         Command::Compare { image1, image2 } => {
             let (image1, image2) = (read_image(&image1)?, read_image(&image2)?);
-            let response =
-                one_shot(&config, |service| async move { service.compare(CompareRequest { image1, image2 }).await })?;
+            let response = one_shot(&config, |service, caller| async move {
+                service.compare(&caller, LOCAL_PROJECT, CompareRequest { image1, image2 }).await
+            })?;
             println!("{}", serde_json::to_string_pretty(&response)?);
         }
         Command::Eval(args) => eval::run_eval(&config, &args)?,
@@ -116,7 +118,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let engine = Arc::new(Engine::start(engine));
         let library = FaceLibrary::load(Arc::new(store), Arc::clone(&engine), config.library.clone())
             .context("loading the face library")?;
-        let state = frs_server::AppState::new(FaceService::new(engine), library);
+        let state = frs_server::AppState::new(FaceService::new(engine), library, frs_server::Authentication::Disabled);
         tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
         Ok::<_, anyhow::Error>(frs_server::serve(config.server.clone(), state, shutdown_signal()).await?)
     })?;
@@ -148,15 +150,19 @@ fn read_image(path: &std::path::Path) -> anyhow::Result<ImageInput> {
     Ok(ImageInput::File(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?))
 }
 
-/// Runs one use-case on a one-worker engine and returns its result; FRS errors become CLI errors.
+/// The project the CLI's local one-shot calls act on.
+const LOCAL_PROJECT: &str = "local";
+
+/// Runs one use-case on a one-worker engine, as the operator, and returns its result; FRS errors
+/// become CLI errors.
 fn one_shot<T, F, Fut>(config: &Config, call: F) -> anyhow::Result<T>
 where
-    F: FnOnce(FaceService) -> Fut,
+    F: FnOnce(FaceService, Caller) -> Fut,
     Fut: std::future::Future<Output = Result<T, frs_service::ServiceError>>,
 {
     let mut engine = config.engine();
     engine.workers = 1;
     let service = FaceService::new(Arc::new(Engine::start(engine)));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    Ok(runtime.block_on(call(service))?)
+    Ok(runtime.block_on(call(service, Caller::unauthenticated(LOCAL_PROJECT)))?)
 }

@@ -6,9 +6,9 @@ use frs_service::CompareResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::CompareForm;
+use crate::extract::{CompareForm, ProjectPath};
+use crate::{AppState, Authenticated};
 
 /// JSON body of face-compare by base64 (SDK `FaceCompareBase64Req`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -55,7 +55,7 @@ pub enum CompareJsonRequest {
     path = "/v2/{project_id}/face-compare",
     tag = "face",
     operation_id = "CompareFace",
-    params(("project_id" = String, Path, description = "Project id (accepted as given).")),
+    params(ProjectPath),
     request_body(
         description = "`image1_*` and `image2_*`, each given exactly once, both of the same input type.",
         content(
@@ -73,7 +73,9 @@ pub enum CompareJsonRequest {
 )]
 pub async fn compare_faces(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ProjectPath { project_id }: ProjectPath,
     CompareForm(request): CompareForm,
 ) -> Result<Json<CompareResponse>, ApiError> {
-    Ok(Json(state.service.compare(request).await?))
+    Ok(Json(state.service.compare(&caller, &project_id, request).await?))
 }

@@ -6,9 +6,9 @@ use frs_service::DetectResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::DetectForm;
+use crate::extract::{DetectForm, ProjectPath};
+use crate::{AppState, Authenticated};
 
 /// JSON body of face-detect by base64 (SDK `FaceDetectBase64Req`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -57,7 +57,7 @@ pub enum DetectJsonRequest {
     path = "/v2/{project_id}/face-detect",
     tag = "face",
     operation_id = "DetectFace",
-    params(("project_id" = String, Path, description = "Project id (accepted as given).")),
+    params(ProjectPath),
     request_body(
         description = "Exactly one of `image_base64`, `image_url` (JSON) or `image_file` (multipart).",
         content(
@@ -75,7 +75,9 @@ pub enum DetectJsonRequest {
 )]
 pub async fn detect_faces(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ProjectPath { project_id }: ProjectPath,
     DetectForm(request): DetectForm,
 ) -> Result<Json<DetectResponse>, ApiError> {
-    Ok(Json(state.service.detect(request).await?))
+    Ok(Json(state.service.detect(&caller, &project_id, request).await?))
 }

@@ -9,9 +9,9 @@ use frs_service::{DeleteFaceSetResponse, FaceSetResponse, FaceSetsResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{CreateFaceSetForm, ProjectPath, SetPath};
+use crate::{AppState, Authenticated};
 
 /// The type of one custom field (SDK `TypeInfo`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -51,10 +51,11 @@ pub struct CreateFaceSetBody {
 )]
 pub async fn create_face_set(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ProjectPath { project_id }: ProjectPath,
     CreateFaceSetForm(request): CreateFaceSetForm,
 ) -> Result<Json<FaceSetResponse>, ApiError> {
-    Ok(Json(state.library.create_face_set(&project_id, request).await?))
+    Ok(Json(state.library.create_face_set(&caller, &project_id, request).await?))
 }
 
 /// Lists every face set of the project.
@@ -64,13 +65,18 @@ pub async fn create_face_set(
     tag = "face-set",
     operation_id = "ShowAllFaceSets",
     params(ProjectPath),
-    responses((status = 200, description = "The project's face sets, by name.", body = FaceSetsResponse))
+    responses(
+        (status = 200, description = "The project's face sets, by name.", body = FaceSetsResponse),
+        (status = 403, description = "Another project's path (`FRS.0028`) or not permitted (`APIG.0302`).",
+            body = ErrorBody),
+    )
 )]
 pub async fn list_face_sets(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     ProjectPath { project_id }: ProjectPath,
-) -> Json<FaceSetsResponse> {
-    Json(state.library.face_sets(&project_id))
+) -> Result<Json<FaceSetsResponse>, ApiError> {
+    Ok(Json(state.library.face_sets(&caller, &project_id)?))
 }
 
 /// Shows one face set.
@@ -87,9 +93,10 @@ pub async fn list_face_sets(
 )]
 pub async fn show_face_set(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
 ) -> Result<Json<FaceSetResponse>, ApiError> {
-    Ok(Json(state.library.face_set(&project_id, &face_set_name)?))
+    Ok(Json(state.library.face_set(&caller, &project_id, &face_set_name)?))
 }
 
 /// Deletes a face set and every face in it.
@@ -107,7 +114,8 @@ pub async fn show_face_set(
 )]
 pub async fn delete_face_set(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
 ) -> Result<Json<DeleteFaceSetResponse>, ApiError> {
-    Ok(Json(state.library.delete_face_set(&project_id, &face_set_name).await?))
+    Ok(Json(state.library.delete_face_set(&caller, &project_id, &face_set_name).await?))
 }

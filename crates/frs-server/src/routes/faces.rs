@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AddFacesForm, BatchDeleteForm, QueryPairs, SetPath, UpdateFaceForm};
+use crate::{AppState, Authenticated};
 
 /// JSON body of add faces by base64 (SDK `AddFacesBase64Req`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -72,10 +72,11 @@ pub struct AddFacesByFileRequest {
 )]
 pub async fn add_faces(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
     AddFacesForm(request): AddFacesForm,
 ) -> Result<Json<FacesResponse>, ApiError> {
-    Ok(Json(state.library.add_faces(&project_id, &face_set_name, request).await?))
+    Ok(Json(state.library.add_faces(&caller, &project_id, &face_set_name, request).await?))
 }
 
 /// Query of show faces: `face_id`, or `offset` and `limit`.
@@ -108,10 +109,11 @@ pub struct ShowFacesQuery {
 )]
 pub async fn show_faces(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<FacesResponse>, ApiError> {
-    Ok(Json(state.library.faces(&project_id, &face_set_name, faces_query(pairs)?).await?))
+    Ok(Json(state.library.faces(&caller, &project_id, &face_set_name, faces_query(pairs)?).await?))
 }
 
 fn faces_query(pairs: Vec<(String, String)>) -> Result<FacesQuery, ApiError> {
@@ -173,10 +175,11 @@ pub struct UpdateFaceBody {
 )]
 pub async fn update_face(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
     UpdateFaceForm(request): UpdateFaceForm,
 ) -> Result<Json<FaceCountResponse>, ApiError> {
-    Ok(Json(state.library.update_face(&project_id, &face_set_name, request).await?))
+    Ok(Json(state.library.update_face(&caller, &project_id, &face_set_name, request).await?))
 }
 
 /// Deletes faces by exactly one query parameter: `face_id`, `external_image_id` or a custom field.
@@ -199,6 +202,7 @@ pub async fn update_face(
 )]
 pub async fn delete_faces(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
     QueryPairs(mut pairs): QueryPairs,
 ) -> Result<Json<FaceCountResponse>, ApiError> {
@@ -213,7 +217,7 @@ pub async fn delete_faces(
         "external_image_id" => DeleteFaces::ByExternalImageId(value),
         _ => DeleteFaces::ByField { field, value },
     };
-    Ok(Json(state.library.delete_faces(&project_id, &face_set_name, which).await?))
+    Ok(Json(state.library.delete_faces(&caller, &project_id, &face_set_name, which).await?))
 }
 
 /// JSON body of batch delete (SDK `DeleteFacesBatchReq`).
@@ -240,8 +244,9 @@ pub struct BatchDeleteBody {
 )]
 pub async fn batch_delete_faces(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
     BatchDeleteForm(filter): BatchDeleteForm,
 ) -> Result<Json<FaceCountResponse>, ApiError> {
-    Ok(Json(state.library.delete_faces(&project_id, &face_set_name, DeleteFaces::ByFilter(filter)).await?))
+    Ok(Json(state.library.delete_faces(&caller, &project_id, &face_set_name, DeleteFaces::ByFilter(filter)).await?))
 }

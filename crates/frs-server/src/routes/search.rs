@@ -8,9 +8,9 @@ use frs_service::{MultiFaceSearchResponse, SearchResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{SearchForm, SetPath};
+use crate::{AppState, Authenticated};
 
 /// JSON body of search (SDK `FaceSearchBase64Req` / `FaceSearchFaceIdReq`): exactly one of
 /// `image_base64`, `image_url` and `face_id`.
@@ -84,10 +84,11 @@ pub struct SearchByFileRequest {
 )]
 pub async fn search_faces(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
     SearchForm(request): SearchForm,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    Ok(Json(state.library.search(&project_id, &face_set_name, request).await?))
+    Ok(Json(state.library.search(&caller, &project_id, &face_set_name, request).await?))
 }
 
 /// frs extension: searches the set for every face of the probe image in one call. Same body as
@@ -114,8 +115,9 @@ pub async fn search_faces(
 )]
 pub async fn multi_face_search(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     SetPath { project_id, face_set_name }: SetPath,
     SearchForm(request): SearchForm,
 ) -> Result<Json<MultiFaceSearchResponse>, ApiError> {
-    Ok(Json(state.library.search_every_face(&project_id, &face_set_name, request).await?))
+    Ok(Json(state.library.search_every_face(&caller, &project_id, &face_set_name, request).await?))
 }

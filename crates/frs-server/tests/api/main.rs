@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use base64::Engine as _;
 use frs_server::routes::compare::CompareByBase64Request;
 use frs_server::routes::detect::DetectByBase64Request;
-use frs_server::{ApiError, AppState, ServerConfig, router};
+use frs_server::{ApiError, AppState, Authentication, ServerConfig, router};
 use frs_service::{Engine, EngineConfig, FaceLibrary, FaceService, LibraryLimits, MAX_IMAGE_BYTES, ServiceError};
 use frs_vision::{ImageLimits, ModelPaths, PipelineConfig};
 use image::{ImageFormat, RgbImage};
@@ -80,7 +80,7 @@ fn temp_data_dir() -> PathBuf {
 fn state_with_store(dir: &Path, limits: LibraryLimits) -> AppState {
     let store = frs_store::Store::open(dir).expect("opening the store");
     let library = FaceLibrary::load(Arc::new(store), engine(), limits).expect("loading the library");
-    AppState::new(FaceService::new(engine()), library)
+    AppState::new(FaceService::new(engine()), library, Authentication::Disabled)
 }
 
 /// Waits until the shared engine has loaded the models; fails the test without assets.

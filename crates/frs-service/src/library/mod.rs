@@ -23,7 +23,7 @@ use frs_vision::{FEATURE_DIM, Face, Feature};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::{BoundingBox, Engine, ServiceError};
+use crate::{Action, BoundingBox, Caller, Engine, ServiceError};
 
 pub use types::*;
 
@@ -124,9 +124,11 @@ impl FaceLibrary {
     /// Creates an empty face set.
     pub async fn create_face_set(
         &self,
+        caller: &Caller,
         project_id: &str,
         req: CreateFaceSetRequest,
     ) -> Result<FaceSetResponse, ServiceError> {
+        caller.authorize(project_id, Action::CreateFaceSet)?;
         validate_face_set_name(&req.face_set_name)?;
         let capacity = self.capacity(req.face_set_capacity)?;
         let schema = match &req.external_fields {
@@ -173,23 +175,31 @@ impl FaceLibrary {
     }
 
     /// Every face set of the project, by name.
-    pub fn face_sets(&self, project_id: &str) -> FaceSetsResponse {
+    pub fn face_sets(&self, caller: &Caller, project_id: &str) -> Result<FaceSetsResponse, ServiceError> {
+        caller.authorize(project_id, Action::ListFaceSets)?;
         let mut face_sets_info: Vec<FaceSetInfo> = read(&self.inner.sets)
             .iter()
             .filter(|((project, _), _)| project == project_id)
             .map(|(_, set)| set.info())
             .collect();
         face_sets_info.sort_by(|a, b| a.face_set_name.cmp(&b.face_set_name));
-        FaceSetsResponse { face_sets_info }
+        Ok(FaceSetsResponse { face_sets_info })
     }
 
     /// One face set.
-    pub fn face_set(&self, project_id: &str, name: &str) -> Result<FaceSetResponse, ServiceError> {
+    pub fn face_set(&self, caller: &Caller, project_id: &str, name: &str) -> Result<FaceSetResponse, ServiceError> {
+        caller.authorize(project_id, Action::ShowFaceSet)?;
         Ok(FaceSetResponse { face_set_info: self.find(project_id, name)?.info() })
     }
 
     /// Deletes a face set and all its faces.
-    pub async fn delete_face_set(&self, project_id: &str, name: &str) -> Result<DeleteFaceSetResponse, ServiceError> {
+    pub async fn delete_face_set(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        name: &str,
+    ) -> Result<DeleteFaceSetResponse, ServiceError> {
+        caller.authorize(project_id, Action::DeleteFaceSet)?;
         let _catalog = self.inner.catalog.lock().await;
         let set = self.find(project_id, name)?;
         let mut deleted = set.writer.lock().await;
@@ -204,10 +214,12 @@ impl FaceLibrary {
     /// Adds the largest face (`single`) or every face of an image.
     pub async fn add_faces(
         &self,
+        caller: &Caller,
         project_id: &str,
         name: &str,
         req: AddFacesRequest,
     ) -> Result<FacesResponse, ServiceError> {
+        caller.authorize(project_id, Action::AddFaces)?;
         let set = self.find(project_id, name)?;
         let external_image_id = match req.external_image_id {
             Some(id) => validate_external_image_id(id)?,
@@ -280,7 +292,14 @@ impl FaceLibrary {
     }
 
     /// One face by id, or a page of faces in insertion order.
-    pub async fn faces(&self, project_id: &str, name: &str, query: FacesQuery) -> Result<FacesResponse, ServiceError> {
+    pub async fn faces(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        name: &str,
+        query: FacesQuery,
+    ) -> Result<FacesResponse, ServiceError> {
+        caller.authorize(project_id, Action::ShowFaces)?;
         let set = self.find(project_id, name)?;
         let faces = match query {
             FacesQuery::ById(face_id) => {
@@ -313,10 +332,12 @@ impl FaceLibrary {
     /// Changes the external image id and/or some custom fields of one face.
     pub async fn update_face(
         &self,
+        caller: &Caller,
         project_id: &str,
         name: &str,
         req: UpdateFaceRequest,
     ) -> Result<FaceCountResponse, ServiceError> {
+        caller.authorize(project_id, Action::UpdateFace)?;
         let set = self.find(project_id, name)?;
         if req.face_id.is_empty() {
             return Err(ServiceError::MissingParameter("face_id"));
@@ -357,10 +378,12 @@ impl FaceLibrary {
     /// Deletes the faces a [`DeleteFaces`] selects.
     pub async fn delete_faces(
         &self,
+        caller: &Caller,
         project_id: &str,
         name: &str,
         which: DeleteFaces,
     ) -> Result<FaceCountResponse, ServiceError> {
+        caller.authorize(project_id, Action::DeleteFaces)?;
         let set = self.find(project_id, name)?;
         let (selection, not_found) = match which {
             DeleteFaces::ByFaceId(id) if id.is_empty() => return Err(ServiceError::MissingParameter("face_id")),
@@ -414,10 +437,12 @@ impl FaceLibrary {
     /// Searches the set for the faces most similar to the probe.
     pub async fn search(
         &self,
+        caller: &Caller,
         project_id: &str,
         name: &str,
         req: SearchRequest,
     ) -> Result<SearchResponse, ServiceError> {
+        caller.authorize(project_id, Action::SearchFace)?;
         let set = self.find(project_id, name)?;
         let query = Query::parse(&set.schema, &req)?;
         let feature = match req.probe {
@@ -442,10 +467,12 @@ impl FaceLibrary {
     /// [`MAX_FACES_PER_IMAGE`]) in one call.
     pub async fn search_every_face(
         &self,
+        caller: &Caller,
         project_id: &str,
         name: &str,
         req: SearchRequest,
     ) -> Result<MultiFaceSearchResponse, ServiceError> {
+        caller.authorize(project_id, Action::SearchFace)?;
         let set = self.find(project_id, name)?;
         let query = Query::parse(&set.schema, &req)?;
         let Probe::Image(image) = req.probe else {
