@@ -1,5 +1,5 @@
 //! Durable embedded storage of the face library: face sets and faces (features and metadata, never
-//! images) in one SQLite database, `<dir>/frs.db`.
+//! images), and the access data (credentials, audit log), in one SQLite database, `<dir>/frs.db`.
 //!
 //! The store knows nothing of detection, schemas or filters: it persists the rows the service gives it.
 //! The service keeps every face in memory (`frs-index`) and uses the store for durability, for listing
@@ -16,15 +16,23 @@
 //! `spawn_blocking`). Writes go through one writer connection behind a mutex; reads take a connection
 //! from a small pool of read-only connections, so listing and counting never wait for a writer's fsync
 //! (WAL readers see the last committed state) and several reads run at once.
+//!
+//! One [`Store`] per data directory: it holds an exclusive lock on `<dir>/frs.lock`, because the
+//! service keeps the face data in memory. The access data is read at every use, so operator tools
+//! may change it from another process while a server runs, through an [`AccessStore`] opened
+//! without the lock (SQLite's WAL lets several processes share the file).
 
+mod access;
 mod schema;
 
 use std::fs::{File, OpenOptions};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+pub use access::{AccessStore, AuditQuery, AuditRow, CredentialRow};
 
 /// One face set. `id` is the 8-char FRS face_set_id, unique across projects; (project_id, name) is unique.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,14 +118,49 @@ impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
 /// Idle read connections kept open; more are opened on demand when all are busy, and closed on return.
 const MAX_IDLE_READERS: usize = 4;
 
-/// The embedded store. Send + Sync; share it as `Arc<Store>`. All methods are blocking.
-pub struct Store {
+/// The connections to one database file: shared by a [`Store`] and the [`AccessStore`]s it hands
+/// out, so that within one process every write goes through the same writer.
+pub(crate) struct Db {
     dir: PathBuf,
-    db: PathBuf,
+    path: PathBuf,
     /// The one connection that writes; holding the mutex is holding the right to write.
     writer: Mutex<Connection>,
     /// Idle read-only connections.
     readers: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating, initialising or migrating as needed) `dir/frs.db`, creating `dir`.
+    fn open(dir: &Path) -> Result<Db, StoreError> {
+        std::fs::create_dir_all(dir).ctx(&format!("create {}", dir.display()))?;
+        let path = dir.join(Store::FILE_NAME);
+        let writer = schema::open_writer(&path)?;
+        // The database and lock files (and `dir` itself) must survive a power cut once open returns.
+        schema::sync_dir(dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            schema::sync_dir(parent)?;
+        }
+        let reader = schema::open_reader(&path)?;
+        Ok(Db { dir: dir.to_owned(), path, writer: Mutex::new(writer), readers: Mutex::new(vec![reader]) })
+    }
+
+    pub(crate) fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let idle = lock(&self.readers).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => schema::open_reader(&self.path)?,
+        };
+        Ok(Reader { db: self, conn: Some(conn) })
+    }
+
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+}
+
+/// The embedded store. Send + Sync; share it as `Arc<Store>`. All methods are blocking.
+pub struct Store {
+    db: Arc<Db>,
     /// Exclusive advisory lock on `<dir>/frs.lock`, held while the store is open: a second process
     /// on the same directory would hold a stale in-memory index.
     _lock: File,
@@ -125,13 +168,13 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("db", &self.db).finish_non_exhaustive()
+        f.debug_struct("Store").field("db", &self.db.path).finish_non_exhaustive()
     }
 }
 
 /// A read connection borrowed from the pool, returned on drop.
-struct Reader<'a> {
-    store: &'a Store,
+pub(crate) struct Reader<'a> {
+    db: &'a Db,
     conn: Option<Connection>,
 }
 
@@ -146,7 +189,7 @@ impl Deref for Reader<'_> {
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            let mut idle = lock(&self.store.readers);
+            let mut idle = lock(&self.db.readers);
             if idle.len() < MAX_IDLE_READERS {
                 idle.push(conn);
             }
@@ -195,15 +238,17 @@ fn face_row(row: &Row<'_>) -> rusqlite::Result<FaceRow> {
 }
 
 impl Store {
-    /// The on-disk format this build reads and writes (`PRAGMA user_version`).
-    pub const FORMAT_VERSION: i64 = 1;
+    /// The on-disk format this build reads and writes (`PRAGMA user_version`). Version 1 (face sets
+    /// and faces) is migrated at open; version 2 adds the credentials and the audit log.
+    pub const FORMAT_VERSION: i64 = 2;
 
     /// The database file's name inside the data directory.
     pub const FILE_NAME: &'static str = "frs.db";
 
-    /// Opens (creating if needed) `dir/frs.db`, creating `dir`. Refuses a file of another format
-    /// version with [`StoreError::UnsupportedFormat`]; a fresh file gets the current version. Fails
-    /// with `Backend` if another process has the directory open.
+    /// Opens (creating if needed) `dir/frs.db`, creating `dir`. Migrates a file of an older format
+    /// version, refuses any other with [`StoreError::UnsupportedFormat`]; a fresh file gets the
+    /// current version. Fails with `Backend` if another [`Store`] (in any process) has the directory
+    /// open; [`AccessStore::open`] does not count.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).ctx(&format!("create {}", dir.display()))?;
         let lock_path = dir.join("frs.lock");
@@ -219,40 +264,25 @@ impl Store {
             }
             std::fs::TryLockError::Error(e) => StoreError::Backend(format!("lock {}: {e}", lock_path.display())),
         })?;
-
-        let db = dir.join(Self::FILE_NAME);
-        let writer = schema::open_writer(&db)?;
-        // The database and lock files (and `dir` itself) must survive a power cut once open returns.
-        schema::sync_dir(dir)?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            schema::sync_dir(parent)?;
-        }
-        let reader = schema::open_reader(&db)?;
-        Ok(Store {
-            dir: dir.to_owned(),
-            db,
-            writer: Mutex::new(writer),
-            readers: Mutex::new(vec![reader]),
-            _lock: lock_file,
-        })
+        Ok(Store { db: Arc::new(Db::open(dir)?), _lock: lock_file })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.db.dir
+    }
+
+    /// The credentials and audit log of this store, sharing its connections.
+    pub fn access(&self) -> AccessStore {
+        AccessStore::new(Arc::clone(&self.db))
     }
 
     fn reader(&self) -> Result<Reader<'_>, StoreError> {
-        let idle = lock(&self.readers).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => schema::open_reader(&self.db)?,
-        };
-        Ok(Reader { store: self, conn: Some(conn) })
+        self.db.reader()
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
+        self.db.writer()
     }
 
     /// Creates a face set; [`StoreError::FaceSetExists`] if (project_id, name) exists. An `id` already

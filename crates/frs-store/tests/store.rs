@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 
-use frs_store::{FaceRow, FaceSetRow, Store, StoreError};
+use frs_store::{AccessStore, AuditQuery, AuditRow, CredentialRow, FaceRow, FaceSetRow, Store, StoreError};
 use tempfile::TempDir;
 
 fn tmp() -> TempDir {
@@ -290,7 +290,7 @@ fn a_second_store_on_the_same_directory_is_refused() {
 
 #[test]
 fn other_format_versions_are_refused() {
-    for found in [2i64, 0, -1] {
+    for found in [3i64, 0, -1] {
         let dir = tmp();
         drop(Store::open(dir.path()).expect("create"));
         let conn = rusqlite::Connection::open(dir.path().join(Store::FILE_NAME)).expect("raw open");
@@ -303,19 +303,97 @@ fn other_format_versions_are_refused() {
             other => panic!("version {found}: {other:?}"),
         }
     }
-    let e = StoreError::UnsupportedFormat { found: 2, expected: 1 };
-    assert_eq!(e.to_string(), "the data directory has on-disk format version 2, this build reads version 1");
+    let e = StoreError::UnsupportedFormat { found: 3, expected: 2 };
+    assert_eq!(e.to_string(), "the data directory has on-disk format version 3, this build reads version 2");
 
     // A foreign SQLite database (tables, no version) is not ours either, and is left alone.
     let dir = tmp();
     let conn = rusqlite::Connection::open(dir.path().join(Store::FILE_NAME)).expect("raw open");
     conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").expect("foreign");
     drop(conn);
-    assert!(matches!(Store::open(dir.path()), Err(StoreError::UnsupportedFormat { found: 0, expected: 1 })));
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::UnsupportedFormat { found: 0, expected: 2 })));
     // Not a database at all.
     let dir = tmp();
     std::fs::write(dir.path().join(Store::FILE_NAME), vec![0x5a; 8192]).expect("write junk");
     assert!(matches!(Store::open(dir.path()), Err(StoreError::Backend(_))));
+}
+
+fn credential(access_key: &str, project: &str, created_at: i64) -> CredentialRow {
+    CredentialRow {
+        access_key: access_key.into(),
+        project_id: project.into(),
+        policy: "read-only".into(),
+        sealed_secret: vec![1, 2, 3, 0, 255],
+        enabled: true,
+        created_at,
+        description: Some("camera gate".into()),
+    }
+}
+
+fn audit(n: i64, project: &str) -> AuditRow {
+    AuditRow {
+        time_ms: 1_700_000_000_000 + n,
+        access_key: "AK".into(),
+        project_id: project.into(),
+        operation: "addFaces".into(),
+        target: (n % 2 == 0).then(|| "staff".to_owned()),
+        status: if n % 3 == 0 { 400 } else { 200 },
+        error_code: (n % 3 == 0).then(|| "FRS.0404".to_owned()),
+        request_id: format!("{n:032x}"),
+    }
+}
+
+#[test]
+fn credentials_round_trip() {
+    let dir = tmp();
+    let store = Store::open(dir.path()).expect("open");
+    let access = store.access();
+    let (a, b) = (credential("AKA", "p1", 20), credential("AKB", "p2", 10));
+    access.insert_credential(&a).expect("insert");
+    access.insert_credential(&b).expect("insert");
+    assert!(matches!(access.insert_credential(&a), Err(StoreError::Backend(_))), "an access key is unique");
+    assert_eq!(access.credential("AKA").expect("get"), Some(a.clone()));
+    assert_eq!(access.credential("nope").expect("get"), None);
+    assert_eq!(access.credentials().expect("list"), [b.clone(), a.clone()], "oldest first");
+    assert!(access.set_credential_enabled("AKA", false).expect("disable"));
+    assert!(!access.set_credential_enabled("nope", false).expect("disable"));
+    assert!(!access.credential("AKA").expect("get").expect("present").enabled);
+    assert!(access.delete_credential("AKB").expect("delete"));
+    assert!(!access.delete_credential("AKB").expect("delete"));
+    assert_eq!(access.credentials().expect("list").len(), 1);
+}
+
+#[test]
+fn audit_records_are_read_most_recent_first_and_returned_in_order() {
+    let dir = tmp();
+    let access = AccessStore::open(dir.path()).expect("open");
+    for n in 0..10 {
+        access.insert_audit(&audit(n, if n < 6 { "p1" } else { "p2" })).expect("insert");
+    }
+    let all = access.audit(&AuditQuery { limit: 100, ..Default::default() }).expect("read");
+    assert_eq!(all, (0..10).map(|n| audit(n, if n < 6 { "p1" } else { "p2" })).collect::<Vec<_>>());
+    let last3 = access.audit(&AuditQuery { limit: 3, ..Default::default() }).expect("read");
+    assert_eq!(last3, all[7..]);
+    let p1 = access.audit(&AuditQuery { project_id: Some("p1"), limit: 2, ..Default::default() }).expect("read");
+    assert_eq!(p1, all[4..6]);
+    let since = AuditQuery { project_id: Some("p1"), since_ms: Some(1_700_000_000_003), limit: 100 };
+    assert_eq!(access.audit(&since).expect("read"), all[3..6]);
+}
+
+/// The server's store holds the directory lock; an operator's access store opens beside it, and
+/// what one process commits the other reads at once.
+#[test]
+fn an_access_store_opens_beside_the_server_and_sees_its_writes() {
+    let dir = tmp();
+    let store = Store::open(dir.path()).expect("open");
+    let operator = AccessStore::open(dir.path()).expect("an access store needs no lock");
+    assert!(Store::open(dir.path()).is_err(), "still one store per directory");
+    operator.insert_credential(&credential("AKA", "p1", 1)).expect("insert");
+    assert!(store.access().credential("AKA").expect("get").expect("seen").enabled);
+    operator.set_credential_enabled("AKA", false).expect("disable");
+    assert!(!store.access().credential("AKA").expect("get").expect("seen").enabled);
+    store.access().insert_audit(&audit(1, "p1")).expect("insert");
+    assert_eq!(operator.audit(&AuditQuery { limit: 10, ..Default::default() }).expect("read").len(), 1);
 }
 
 #[test]
