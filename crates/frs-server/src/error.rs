@@ -107,6 +107,8 @@ impl ApiError {
                 ServiceError::InvalidFilter(_) => ("FRS.0029", S::BAD_REQUEST),
                 ServiceError::UnknownReturnField(_) => ("FRS.0030", S::BAD_REQUEST),
                 ServiceError::UnsupportedSort(_) => ("FRS.0032", S::BAD_REQUEST),
+                ServiceError::Unauthenticated(_) => ("APIG.0301", S::UNAUTHORIZED),
+                ServiceError::InvalidToken(_) => ("FRS.0002", S::FORBIDDEN),
                 ServiceError::ProjectMismatch => ("FRS.0028", S::FORBIDDEN),
                 ServiceError::Forbidden(_) => ("APIG.0302", S::FORBIDDEN),
                 ServiceError::Overloaded => ("FRS.0033", S::TOO_MANY_REQUESTS),
@@ -219,6 +221,8 @@ mod tests {
             service(ServiceError::InvalidFilter("x".into())),
             service(ServiceError::UnknownReturnField("x".into())),
             service(ServiceError::UnsupportedSort("x".into())),
+            service(ServiceError::Unauthenticated("secret".into())),
+            service(ServiceError::InvalidToken("secret".into())),
             service(ServiceError::ProjectMismatch),
             service(ServiceError::Forbidden("addFaces")),
             service(ServiceError::Overloaded),
@@ -256,6 +260,8 @@ mod tests {
                     | ServiceError::InvalidFilter(_)
                     | ServiceError::UnknownReturnField(_)
                     | ServiceError::UnsupportedSort(_)
+                    | ServiceError::Unauthenticated(_)
+                    | ServiceError::InvalidToken(_)
                     | ServiceError::ProjectMismatch
                     | ServiceError::Forbidden(_)
                     | ServiceError::Overloaded
@@ -291,6 +297,10 @@ mod tests {
         }
         let body = ApiError::Service(ServiceError::Internal("secret detail".into())).body();
         assert_eq!(body.error_msg, INTERNAL_ERROR_MSG);
+        // Authentication failures are vague on the wire: the detail is only logged.
+        for error in [ServiceError::Unauthenticated("secret".into()), ServiceError::InvalidToken("secret".into())] {
+            assert!(!ApiError::Service(error).body().error_msg.contains("secret"));
+        }
     }
 
     #[test]

@@ -19,11 +19,13 @@ pub enum Action {
     UpdateFace,
     DeleteFaces,
     SearchFace,
+    /// Exchanging a signed request for a token (`POST /v3/auth/tokens`); every policy may.
+    CreateToken,
 }
 
 impl Action {
     /// Every action, for tables and tests.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::DetectFace,
         Action::CompareFace,
         Action::CreateFaceSet,
@@ -35,6 +37,7 @@ impl Action {
         Action::UpdateFace,
         Action::DeleteFaces,
         Action::SearchFace,
+        Action::CreateToken,
     ];
 
     /// The stable name used in audit records, metrics and permission errors (`createFaceSet`, …).
@@ -51,10 +54,11 @@ impl Action {
             Action::UpdateFace => "updateFace",
             Action::DeleteFaces => "deleteFaces",
             Action::SearchFace => "searchFace",
+            Action::CreateToken => "createToken",
         }
     }
 
-    /// True for the actions that change stored state (audited).
+    /// True for the actions that change stored state.
     pub fn is_mutating(self) -> bool {
         match self {
             Action::CreateFaceSet
@@ -67,8 +71,14 @@ impl Action {
             | Action::ListFaceSets
             | Action::ShowFaceSet
             | Action::ShowFaces
-            | Action::SearchFace => false,
+            | Action::SearchFace
+            | Action::CreateToken => false,
         }
+    }
+
+    /// True for the actions recorded in the audit log: the mutating ones and token issuance.
+    pub fn is_audited(self) -> bool {
+        self.is_mutating() || self == Action::CreateToken
     }
 }
 
@@ -80,7 +90,8 @@ pub enum Policy {
     Full,
     /// Everything that changes nothing: detect, compare, show and list, search (FRS ReadOnlyAccess).
     ReadOnly,
-    /// Detect, compare and search only (e.g. a camera gate that must not read the library's listing).
+    /// Detect, compare and search only (e.g. a camera gate that must not read the library's listing),
+    /// and tokens for those.
     SearchOnly,
 }
 
@@ -90,7 +101,9 @@ impl Policy {
         match self {
             Policy::Full => true,
             Policy::ReadOnly => !action.is_mutating(),
-            Policy::SearchOnly => matches!(action, Action::DetectFace | Action::CompareFace | Action::SearchFace),
+            Policy::SearchOnly => {
+                matches!(action, Action::DetectFace | Action::CompareFace | Action::SearchFace | Action::CreateToken)
+            }
         }
     }
 
@@ -159,7 +172,7 @@ mod tests {
             assert_eq!(Policy::ReadOnly.allows(action), !action.is_mutating(), "{action:?}");
         }
         let search_only: Vec<Action> = Action::ALL.into_iter().filter(|a| Policy::SearchOnly.allows(*a)).collect();
-        assert_eq!(search_only, [Action::DetectFace, Action::CompareFace, Action::SearchFace]);
+        assert_eq!(search_only, [Action::DetectFace, Action::CompareFace, Action::SearchFace, Action::CreateToken]);
         for policy in [Policy::Full, Policy::ReadOnly, Policy::SearchOnly] {
             assert_eq!(policy.name().parse::<Policy>(), Ok(policy));
         }

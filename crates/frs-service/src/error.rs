@@ -58,6 +58,14 @@ pub enum ServiceError {
     /// A `sort` entry names an unknown or non-numeric field.
     #[error("The sort field is not supported: {0}")]
     UnsupportedSort(String),
+    /// No credentials, or AK/SK credentials that do not authenticate: malformed `Authorization`,
+    /// unknown or disabled key, wrong signature, `X-Sdk-Date` out of range. The detail is for logs.
+    #[error("Incorrect IAM authentication information.")]
+    Unauthenticated(String),
+    /// An `X-Auth-Token` that is malformed, tampered with, expired, or whose key no longer exists
+    /// or is disabled. The detail is for logs.
+    #[error("The authentication token is abnormal.")]
+    InvalidToken(String),
     /// The path's project is not the caller's.
     #[error("The project id in the URL does not match the credential's project.")]
     ProjectMismatch,

@@ -3,6 +3,8 @@
 
 mod access;
 mod attributes;
+mod audit;
+mod credentials;
 mod engine;
 mod error;
 mod face;
@@ -11,6 +13,11 @@ mod library;
 
 pub use access::{Action, Caller, Policy};
 pub use attributes::{Attribute, AttributeSet};
+pub use audit::{AuditFilter, AuditLog, AuditRecord, NO_ACCESS_KEY};
+pub use credentials::{
+    ACCESS_KEY_LEN, Clock, CredentialInfo, Credentials, CredentialsConfig, IssuedToken, MAX_DESCRIPTION_LEN, MasterKey,
+    NewCredential, SECRET_KEY_LEN, SigningKey, format_rfc3339,
+};
 pub use engine::{Engine, EngineConfig};
 pub use error::ServiceError;
 pub use face::{
