@@ -71,6 +71,124 @@ impl Kernel {
         self.dots(a, b, &mut out);
         out[0]
     }
+
+    /// `query · row` where `row` holds IEEE half-precision bit patterns (`row.len() == query.len()`):
+    /// each half widened to `f32` exactly, products summed in `f32`.
+    #[inline]
+    pub(crate) fn dot_f16(self, query: &[f32], row: &[u16]) -> f32 {
+        debug_assert_eq!(query.len(), row.len());
+        match self {
+            Kernel::Portable => {
+                let mut widened = [0.0f32; WIDEN];
+                let mut sum = [0.0f32; 4];
+                for (q, r) in query.chunks(WIDEN).zip(row.chunks(WIDEN)) {
+                    let w = &mut widened[..r.len()];
+                    for (w, &h) in w.iter_mut().zip(r) {
+                        *w = f16_to_f32(h);
+                    }
+                    let p = partial::<4>(q, w);
+                    for j in 0..4 {
+                        sum[j] += p[j];
+                    }
+                }
+                finish(sum)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma(token) => token.dot_f16(query, row),
+        }
+    }
+
+    /// `query · row` for signed 8-bit codes widened to `f32` (`row.len() == query.len()`); the caller
+    /// multiplies by the row's scale.
+    #[inline]
+    pub(crate) fn dot_i8(self, query: &[f32], row: &[i8]) -> f32 {
+        debug_assert_eq!(query.len(), row.len());
+        match self {
+            Kernel::Portable => {
+                let mut widened = [0.0f32; WIDEN];
+                let mut sum = [0.0f32; 4];
+                for (q, r) in query.chunks(WIDEN).zip(row.chunks(WIDEN)) {
+                    let w = &mut widened[..r.len()];
+                    for (w, &c) in w.iter_mut().zip(r) {
+                        *w = f32::from(c);
+                    }
+                    let p = partial::<4>(q, w);
+                    for j in 0..4 {
+                        sum[j] += p[j];
+                    }
+                }
+                finish(sum)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma(token) => token.dot_i8(query, row),
+        }
+    }
+
+    /// Hints the CPU to fetch the first cache lines of `data` (graph search prefetches the next
+    /// neighbour's vector while scoring the current one). No effect on results.
+    #[inline]
+    pub(crate) fn prefetch<T>(self, data: &[T]) {
+        #[cfg(target_arch = "x86_64")]
+        x86::prefetch(data);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = data;
+    }
+}
+
+/// Elements widened at a time by the portable compact-vector dots.
+const WIDEN: usize = 64;
+
+/// The `f32` value of an IEEE 754 binary16 bit pattern (exact: every half is an `f32`).
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exponent = u32::from(h >> 10) & 0x1f;
+    let mantissa = u32::from(h) & 0x3ff;
+    let bits = match (exponent, mantissa) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal half: m · 2^-24, normal as an f32.
+            let shift = m.leading_zeros() - 21; // brings the leading 1 to bit 10
+            let m = (m << shift) & 0x3ff;
+            sign | ((127 - 15 + 1 - shift) << 23) | (m << 13)
+        }
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, m) => sign | 0x7fc0_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// The nearest IEEE 754 binary16 of `x` (ties to even); overflow gives ±infinity, NaN stays NaN.
+pub(crate) fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exponent = ((bits >> 23) & 0xff) as i32;
+    let mantissa = bits & 0x7f_ffff;
+    if exponent == 0xff {
+        return sign | if mantissa == 0 { 0x7c00 } else { 0x7e00 };
+    }
+    let e = exponent - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // Subnormal or zero half: the value is (1.m) · 2^(exponent-127), in units of 2^-24.
+        if e < -10 {
+            return sign;
+        }
+        let m = mantissa | 0x80_0000;
+        let shift = (14 - e) as u32; // 24-bit significand → units of 2^-24
+        let half = m >> shift;
+        let rest = m & ((1 << shift) - 1);
+        let midpoint = 1 << (shift - 1);
+        let round = rest > midpoint || (rest == midpoint && half & 1 == 1);
+        return sign | (half + u32::from(round)) as u16;
+    }
+    let half = ((e as u32) << 10) | (mantissa >> 13);
+    let rest = mantissa & 0x1fff;
+    let round = rest > 0x1000 || (rest == 0x1000 && half & 1 == 1);
+    // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+    sign | (half + u32::from(round)) as u16
 }
 
 const LANES: usize = 16;
@@ -161,17 +279,48 @@ fn gather<const W: usize>(query: &[f32], features: &[f32], slots: &[u32], out: &
 #[allow(unsafe_code)]
 mod x86 {
     use std::arch::x86_64::{
-        __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
-        _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+        __m128i, __m256, _MM_HINT_T0, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64, _mm_loadu_si128,
+        _mm_movehl_ps, _mm_prefetch, _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtepi8_epi32,
+        _mm256_cvtepi32_ps, _mm256_cvtph_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_setzero_ps,
     };
 
-    /// Proof that the CPU has AVX2 and FMA: only [`Avx2Fma::new`] makes one, after checking.
+    /// Proof that the CPU has AVX2, FMA and F16C (every AVX2 CPU so far has F16C): only
+    /// [`Avx2Fma::new`] makes one, after checking.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Avx2Fma(());
 
+    /// Cache lines prefetched at most per row.
+    const PREFETCH_LINES: usize = 4;
+
+    /// Prefetches the first cache lines of `data` into all cache levels.
+    #[inline]
+    pub(super) fn prefetch<T>(data: &[T]) {
+        let bytes = std::mem::size_of_val(data);
+        let base = data.as_ptr().cast::<i8>();
+        for line in 0..bytes.div_ceil(64).min(PREFETCH_LINES) {
+            // SAFETY: a prefetch is only a hint and never faults; the address is inside `data` (line
+            // `line` starts before `bytes`), and `wrapping_add` needs no in-bounds proof anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(line * 64)) };
+        }
+    }
+
     impl Avx2Fma {
         pub(super) fn new() -> Option<Avx2Fma> {
-            (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2Fma(()))
+            (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c"))
+                .then_some(Avx2Fma(()))
+        }
+
+        #[inline]
+        pub(super) fn dot_f16(self, query: &[f32], row: &[u16]) -> f32 {
+            // SAFETY: the token proves AVX2, FMA and F16C, the features `dot_f16` is compiled for.
+            unsafe { dot_f16(query, row) }
+        }
+
+        #[inline]
+        pub(super) fn dot_i8(self, query: &[f32], row: &[i8]) -> f32 {
+            // SAFETY: the token proves AVX2 and FMA, the features `dot_i8` is compiled for.
+            unsafe { dot_i8(query, row) }
         }
 
         #[inline]
@@ -205,6 +354,67 @@ mod x86 {
             let start = slot as usize * dim;
             *o = dot(query, &features[start..start + dim]);
         }
+    }
+
+    /// `query · row` over `min` of the lengths, `row` as binary16 bits widened by F16C; as [`dot`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn dot_f16(query: &[f32], row: &[u16]) -> f32 {
+        let n = query.len().min(row.len());
+        let (pq, pr) = (query.as_ptr(), row.as_ptr());
+        let [mut acc0, mut acc1]: [__m256; 2] = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: `i + 16 <= n`: the 8-float loads at `i` and `i + 8` of `query` and the two 16-byte
+            // (8-half) loads at the same element offsets of `row` stay inside both slices.
+            unsafe {
+                let r0 = _mm256_cvtph_ps(_mm_loadu_si128(pr.add(i).cast::<__m128i>()));
+                let r1 = _mm256_cvtph_ps(_mm_loadu_si128(pr.add(i + 8).cast::<__m128i>()));
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i)), r0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i + 8)), r1, acc1);
+            }
+            i += 16;
+        }
+        let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+        for (x, &h) in query[i..n].iter().zip(&row[i..n]) {
+            sum = x.mul_add(super::f16_to_f32(h), sum);
+        }
+        sum
+    }
+
+    /// `query · row` over `min` of the lengths, `row` as i8 codes widened to f32; as [`dot`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn dot_i8(query: &[f32], row: &[i8]) -> f32 {
+        let n = query.len().min(row.len());
+        let (pq, pr) = (query.as_ptr(), row.as_ptr());
+        let [mut acc0, mut acc1]: [__m256; 2] = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: `i + 16 <= n`: the 8-float loads at `i` and `i + 8` of `query` and the two 8-byte
+            // loads at the same offsets of `row` stay inside both slices.
+            unsafe {
+                let r0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(pr.add(i).cast::<__m128i>())));
+                let r1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(pr.add(i + 8).cast::<__m128i>())));
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i)), r0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i + 8)), r1, acc1);
+            }
+            i += 16;
+        }
+        let mut sum = hsum(_mm256_add_ps(acc0, acc1));
+        for (x, &c) in query[i..n].iter().zip(&row[i..n]) {
+            sum = x.mul_add(f32::from(c), sum);
+        }
+        sum
+    }
+
+    /// The fixed horizontal sum of 8 lanes [`dot`] uses.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn hsum(v: __m256) -> f32 {
+        let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<0b01>(v, v)))
     }
 
     /// `a · b` over `min(a.len(), b.len())` elements: four 8-lane FMA accumulators over 32-element
@@ -276,6 +486,51 @@ mod tests {
                     assert_eq!(kernel.dot(&query, row), out[i]);
                 }
                 assert_eq!(gathered, [out[4], out[0], out[2]]);
+                let halves: Vec<u16> = rows[..dim].iter().map(|&x| f32_to_f16(x)).collect();
+                let widened: Vec<f32> = halves.iter().map(|&h| f16_to_f32(h)).collect();
+                let got = kernel.dot_f16(&query, &halves);
+                assert!((f64::from(got) - reference(&query, &widened)).abs() < 1e-5, "{} f16 dim {dim}", kernel.name());
+                let codes: Vec<i8> = (0..dim).map(|i| ((i * 37) % 255) as i32 - 127).map(|c| c as i8).collect();
+                let as_f32: Vec<f32> = codes.iter().map(|&c| f32::from(c)).collect();
+                let got = kernel.dot_i8(&query, &codes);
+                assert!((f64::from(got) - reference(&query, &as_f32)).abs() < 1e-3, "{} i8 dim {dim}", kernel.name());
+                kernel.prefetch(&rows);
+            }
+        }
+    }
+
+    #[test]
+    fn half_conversions_round_trip_and_round_to_nearest_even() {
+        // Every finite half widens and narrows back to itself.
+        for h in 0..=u16::MAX {
+            let x = f16_to_f32(h);
+            if x.is_nan() {
+                assert!(f16_to_f32(f32_to_f16(x)).is_nan());
+            } else {
+                assert_eq!(f32_to_f16(x), h, "{h:#06x} = {x}");
+            }
+        }
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f32_to_f16(65520.0), 0x7c00, "rounds up to infinity");
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3c00, "tie to even (down)");
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02, "tie to even (up)");
+        assert_eq!(f32_to_f16(2f32.powi(-25)), 0, "tie to even at the smallest subnormal");
+        assert_eq!(f32_to_f16(1.5 * 2f32.powi(-24)), 0x0002);
+        // Nearest: for random floats in the unit range, no half is closer than the one chosen.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let x = (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            let h = f32_to_f16(x);
+            let err = (f16_to_f32(h) - x).abs();
+            for neighbour in [h.wrapping_sub(1), h.wrapping_add(1)] {
+                let y = f16_to_f32(neighbour);
+                if y.is_finite() {
+                    assert!(err <= (y - x).abs(), "{x}: {h:#06x}");
+                }
             }
         }
     }
