@@ -94,6 +94,13 @@ impl Bits {
         }
     }
 
+    /// Clears the bits set in `other`.
+    pub(crate) fn and_not_with(&mut self, other: &Bits) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= !b;
+        }
+    }
+
     pub(crate) fn negate(&mut self) {
         for w in &mut self.words {
             *w = !*w;
@@ -105,7 +112,6 @@ impl Bits {
         self.words.iter().all(|&w| w == 0)
     }
 
-    #[cfg(test)]
     pub(crate) fn count_ones(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
     }

@@ -1,15 +1,21 @@
-//! One face set in memory: features, entries, filter columns, and exact search over them.
+//! One face set in memory: features, entries, filter columns, exact search over them, and for large
+//! sets an HNSW graph searched instead.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::io::{Read, Write};
 
 use crate::bits::Bits;
 use crate::columns::{Column, Number, hash_scan, str_hash};
 use crate::face_id::FaceId;
 use crate::filter::{Filter, Node, Predicate, Target, Term};
+use crate::hnsw::{Graph, GraphFileError, SavedGraph, Space};
 use crate::kernel::Kernel;
 use crate::schema::{FieldValue, FieldValues, Schema};
+use crate::settings::{AnnSettings, IndexSettings};
 use crate::sort::SortKey;
+use crate::vectors::Vectors;
 
 /// What the index keeps per face besides its feature.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,7 +71,8 @@ pub enum IndexError {
 /// Heap bytes of an index by part (see [`FaceSetIndex::heap_usage`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapUsage {
-    /// The feature matrix (capacity included).
+    /// The feature matrix (capacity included) and, with an ANN index, its graph and tombstones
+    /// ([`FaceSetIndex::graph_heap_bytes`] tells the graph's share).
     pub features: usize,
     /// The entries array, each entry's `external_image_id` text, and the `external_image_id` hash column.
     pub entries: usize,
@@ -96,10 +103,46 @@ pub(crate) fn grow<T>(v: &mut Vec<T>, additional: usize, min_chunk: usize) {
     }
 }
 
-/// One face set in memory: features (L2-normalised `f32`, `dim` each) and entries, kept in step with
-/// the store by the caller.
+/// How a search was (or would be) answered: see [`FaceSetIndex::search_path`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchPath {
+    /// Every candidate face scored: the exact answer.
+    Exact,
+    /// The HNSW graph: approximate candidates, scored as exact search scores them.
+    Graph,
+}
+
+/// What [`FaceSetIndex::load_graph`] attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphLoad {
+    /// Nodes in the file.
+    pub saved: usize,
+    /// Saved nodes matched to a face of the index (by face id) and attached.
+    pub attached: usize,
+    /// Faces of the index the file does not name (added since it was saved): linked by the next
+    /// [`FaceSetIndex::build_graph`].
+    pub pending: usize,
+}
+
+/// The graph part of an index with [`IndexSettings::ann`].
+struct Ann {
+    settings: AnnSettings,
+    graph: Graph,
+    /// Slots of removed faces: still graph nodes (routes go through them) until [`FaceSetIndex::compact`].
+    deleted: Bits,
+    deleted_count: usize,
+    /// Inserts append unlinked nodes (bulk loading); searches are exact until `build_graph`.
+    deferred: bool,
+}
+
+/// One face set in memory: features (L2-normalised, `dim` each) and entries, kept in step with the
+/// store by the caller.
 ///
-/// Layout: one row-major `Vec<f32>` of features and a parallel `Vec<FaceEntry>`, indexed by slot;
+/// [`FaceSetIndex::new`] makes an exact-only index of `f32` features; [`FaceSetIndex::with_settings`]
+/// can hold features as `f16`/`i8` ([`crate::Precision`]) and add an HNSW graph ([`AnnSettings`]) that
+/// searches with enough candidates use instead of the exact scan (see [`FaceSetIndex::search`]).
+///
+/// Layout: one row-major feature matrix and a parallel `Vec<FaceEntry>`, indexed by slot;
 /// a `HashMap<FaceId, u32>` from id to slot; a 32-bit hash column of `external_image_id`; one column
 /// per custom field for filters and sorting. Removal swaps the last face into the freed slot, so slot
 /// order is not insertion order (nothing observable depends on it: results are ordered by cosine and
@@ -110,15 +153,21 @@ pub(crate) fn grow<T>(v: &mut Vec<T>, additional: usize, min_chunk: usize) {
 /// [`Schema::parse_values`]: a value whose variant does not fit its field's type (say a string in an
 /// integer field) is kept in the entry but never matches a filter term or sorts (an `Integer` in a
 /// float/double field is taken as that number).
+///
+/// With a graph, slots are stable: removal leaves a tombstone (the face is gone from every read and
+/// search at once; its node keeps routing graph searches) until [`FaceSetIndex::compact`] drops the
+/// tombstones, and an insert links the new face into the graph (~0.1–0.3 ms at a million faces;
+/// `docs/search-at-scale.md` has the figures).
 pub struct FaceSetIndex {
     schema: Schema,
     dim: usize,
     kernel: Kernel,
-    features: Vec<f32>,
+    vectors: Vectors,
     entries: Vec<FaceEntry>,
     slots: HashMap<FaceId, u32>,
     ext_hashes: Vec<u32>,
     columns: Vec<Column>,
+    ann: Option<Ann>,
 }
 
 impl std::fmt::Debug for FaceSetIndex {
@@ -128,24 +177,56 @@ impl std::fmt::Debug for FaceSetIndex {
             .field("dim", &self.dim)
             .field("len", &self.len())
             .field("kernel", &self.kernel)
+            .field("precision", &self.vectors.precision())
+            .field("graph", &self.ann.as_ref().map(|a| &a.graph))
             .finish_non_exhaustive()
     }
 }
 
 impl FaceSetIndex {
-    /// An empty set of `dim`-dimensional features (`dim > 0`), searched with [`Kernel::detect`].
+    /// An empty set of `dim`-dimensional `f32` features (`dim > 0`), searched exactly with
+    /// [`Kernel::detect`]: [`FaceSetIndex::with_settings`] with [`IndexSettings::default`].
     pub fn new(schema: Schema, dim: usize) -> Self {
+        FaceSetIndex::with_settings(schema, dim, IndexSettings::default())
+    }
+
+    /// An empty set with the given feature precision and, if `settings.ann` is set, an HNSW graph
+    /// maintained from the first insert.
+    pub fn with_settings(schema: Schema, dim: usize, settings: IndexSettings) -> Self {
         assert!(dim > 0, "feature dimension must be positive");
         let columns = schema.fields().map(|(_, t)| Column::new(t)).collect();
         FaceSetIndex {
             schema,
             dim,
             kernel: Kernel::detect(),
-            features: Vec::new(),
+            vectors: Vectors::new(settings.precision),
             entries: Vec::new(),
             slots: HashMap::new(),
             ext_hashes: Vec::new(),
             columns,
+            ann: settings.ann.map(|a| Ann {
+                settings: a,
+                graph: Graph::new(a.m, a.ef_construction),
+                deleted: Bits::default(),
+                deleted_count: 0,
+                deferred: false,
+            }),
+        }
+    }
+
+    /// The settings: precision, and the graph's as last set.
+    pub fn settings(&self) -> IndexSettings {
+        IndexSettings { precision: self.vectors.precision(), ann: self.ann.as_ref().map(|a| a.settings) }
+    }
+
+    /// Changes the graph's search settings (`exact_below`, `graph_min_permille`, `ef_search`) and
+    /// `ef_construction` for later inserts; `m` is fixed when the index is made (a different `m` is
+    /// ignored). No effect without a graph.
+    pub fn set_ann_settings(&mut self, settings: AnnSettings) {
+        if let Some(ann) = &mut self.ann {
+            let m = ann.settings.m;
+            ann.settings = AnnSettings { m, ..settings };
+            ann.graph.set_ef_construction(settings.ef_construction);
         }
     }
 
@@ -161,12 +242,18 @@ impl FaceSetIndex {
 
     /// Number of faces.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// Whether the set has no faces.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.is_empty()
+    }
+
+    /// Removed faces whose slots (and graph nodes) are kept until [`FaceSetIndex::compact`]; always 0
+    /// without a graph.
+    pub fn tombstones(&self) -> usize {
+        self.ann.as_ref().map_or(0, |a| a.deleted_count)
     }
 
     /// The dot-product kernel search uses.
@@ -194,8 +281,7 @@ impl FaceSetIndex {
             }
         }
         normalise_fields(&mut entry.fields, self.schema.len());
-        grow(&mut self.features, self.dim, MIN_GROWTH * self.dim);
-        self.features.extend_from_slice(feature);
+        self.vectors.push(feature, MIN_GROWTH);
         for (column, value) in self.columns.iter_mut().zip(&entry.fields.0) {
             column.push(value.as_ref());
         }
@@ -203,19 +289,31 @@ impl FaceSetIndex {
         self.ext_hashes.push(str_hash(&entry.external_image_id));
         grow(&mut self.entries, 1, MIN_GROWTH);
         self.entries.push(entry);
+        if let Some(Ann { graph, deleted, deferred, .. }) = &mut self.ann {
+            graph.push_node();
+            deleted.push(false);
+            if !*deferred {
+                // Removed faces' nodes may become neighbours (as in hnswlib): they keep routes through
+                // sparse regions until compaction replaces them.
+                let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
+                graph.link_one(space, slot_u32, &|_| true);
+            }
+        }
         Ok(())
     }
 
-    /// Removes a face in O(1) (the last face moves into its slot); false if absent.
+    /// Removes a face; false if absent. Without a graph in O(1) (the last face moves into its slot);
+    /// with one in O(1) as a tombstone (see the type's documentation).
     pub fn remove(&mut self, face_id: FaceId) -> bool {
         let Some(slot) = self.slots.remove(&face_id) else { return false };
         let slot = slot as usize;
-        let last = self.entries.len() - 1;
-        let dim = self.dim;
-        if slot != last {
-            self.features.copy_within(last * dim..(last + 1) * dim, slot * dim);
+        if let Some(ann) = &mut self.ann {
+            ann.deleted.set(slot, true);
+            ann.deleted_count += 1;
+            return true;
         }
-        self.features.truncate(last * dim);
+        let last = self.entries.len() - 1;
+        self.vectors.swap_remove(slot, self.dim);
         self.entries.swap_remove(slot);
         self.ext_hashes.swap_remove(slot);
         for column in &mut self.columns {
@@ -229,10 +327,11 @@ impl FaceSetIndex {
         true
     }
 
-    /// The entry and feature of a face.
-    pub fn get(&self, face_id: FaceId) -> Option<(&FaceEntry, &[f32])> {
+    /// The entry and feature of a face: the feature as given for [`crate::Precision::F32`] (borrowed), the
+    /// stored `f16`/`i8` feature widened to `f32` otherwise.
+    pub fn get(&self, face_id: FaceId) -> Option<(&FaceEntry, Cow<'_, [f32]>)> {
         let slot = *self.slots.get(&face_id)? as usize;
-        Some((&self.entries[slot], self.row(slot)))
+        Some((&self.entries[slot], self.vectors.row(slot, self.dim)))
     }
 
     /// Replaces `external_image_id` and/or the fields of one face (the whole `FieldValues`: merge with
@@ -262,15 +361,66 @@ impl FaceSetIndex {
 
     /// Ids of every face the filter matches, in no particular order.
     pub fn select(&self, filter: &Filter) -> Vec<FaceId> {
-        self.eval(&filter.root).ones_iter().map(|slot| self.entries[slot].face_id).collect()
+        self.matching(filter).ones_iter().map(|slot| self.entries[slot].face_id).collect()
     }
 
     /// Ids of every face with this `external_image_id`, in no particular order.
     pub fn with_external_image_id(&self, external_image_id: &str) -> Vec<FaceId> {
-        self.external_image_id_bits(external_image_id).ones_iter().map(|slot| self.entries[slot].face_id).collect()
+        let mut bits = self.external_image_id_bits(external_image_id);
+        self.drop_deleted(&mut bits);
+        bits.ones_iter().map(|slot| self.entries[slot].face_id).collect()
     }
 
-    /// Exact search. Panics if `query.len() != dim`.
+    /// How [`FaceSetIndex::search`] answers a query with this filter: [`SearchPath::Graph`] when the
+    /// index has a linked graph, at least [`AnnSettings::exact_below`] faces pass the filter, and
+    /// they are at least [`AnnSettings::graph_min_permille`] of the graph's nodes; else exact. The
+    /// count is taken by evaluating the filter on the columns (what search does first anyway).
+    pub fn search_path(&self, filter: Option<&Filter>) -> SearchPath {
+        let bits = self.candidates(filter);
+        self.choose_path(bits.as_ref())
+    }
+
+    fn choose_path(&self, bits: Option<&Bits>) -> SearchPath {
+        let Some(ann) = &self.ann else { return SearchPath::Exact };
+        if ann.deferred || ann.graph.unlinked() > 0 {
+            return SearchPath::Exact;
+        }
+        let count = bits.map_or(self.entries.len(), Bits::count_ones);
+        let nodes = self.entries.len();
+        let enough = count >= ann.settings.exact_below && count > 0;
+        let dense = count as u64 * 1000 >= nodes as u64 * u64::from(ann.settings.graph_min_permille);
+        if enough && dense { SearchPath::Graph } else { SearchPath::Exact }
+    }
+
+    /// Slots a search considers: `None` = every slot (no filter, no tombstones).
+    fn candidates(&self, filter: Option<&Filter>) -> Option<Bits> {
+        match filter {
+            Some(filter) => Some(self.matching(filter)),
+            None if self.tombstones() > 0 => {
+                let mut bits = Bits::ones(self.entries.len());
+                self.drop_deleted(&mut bits);
+                Some(bits)
+            }
+            None => None,
+        }
+    }
+
+    /// Live slots matching the filter.
+    fn matching(&self, filter: &Filter) -> Bits {
+        let mut bits = self.eval(&filter.root);
+        self.drop_deleted(&mut bits);
+        bits
+    }
+
+    fn drop_deleted(&self, bits: &mut Bits) {
+        if let Some(ann) = &self.ann
+            && ann.deleted_count > 0
+        {
+            bits.and_not_with(&ann.deleted);
+        }
+    }
+
+    /// Search. Panics if `query.len() != dim`.
     ///
     /// Considers every face that passes the filter and whose cosine (dot product with `query`) is
     /// ≥ `min_cosine` (faces whose cosine is NaN never qualify); takes the `top_n` with the highest
@@ -280,8 +430,18 @@ impl FaceSetIndex {
     /// orders the `top_n` most similar faces; it does not pick different ones. Sort keys naming a
     /// non-numeric or unknown position are ignored.
     ///
-    /// Cost: one dot product per face passing the filter (the filter runs first on the columns), a
-    /// bounded heap of `top_n`.
+    /// Exact search ([`SearchPath::Exact`]): one dot product per face passing the filter (the filter
+    /// runs first on the columns), a bounded heap of `top_n`. Without a graph, or below the graph's
+    /// thresholds ([`FaceSetIndex::search_path`]), this is the answer.
+    ///
+    /// Graph search ([`SearchPath::Graph`]): the HNSW graph yields `max(ef_search, top_n)` candidates
+    /// among the faces passing the filter (faces the filter rejects are routed through, never
+    /// returned), then exactly the rules above pick and order the hits among them. Each returned
+    /// cosine is the score exact search gives that face; what is approximate is only which faces are
+    /// found (a face the graph misses is absent, never mis-scored).
+    ///
+    /// Scores are `f32` dot products of `query` with the stored feature: exact cosines for
+    /// [`crate::Precision::F32`], of the rounded feature for `F16`/`I8` (see [`crate::Precision`]).
     pub fn search(&self, query: &[f32], params: &SearchParams<'_>) -> Vec<Hit> {
         assert_eq!(query.len(), self.dim, "query dimension");
         if params.top_n == 0 || self.is_empty() {
@@ -291,21 +451,34 @@ impl FaceSetIndex {
         let min = if no_threshold { f32::NEG_INFINITY } else { params.min_cosine };
         let mut top = TopK::new(params.top_n, min);
         let mut cosines = [0.0f32; BLOCK];
-        match params.filter {
+        let bits = self.candidates(params.filter);
+        if let (SearchPath::Graph, Some(ann)) = (self.choose_path(bits.as_ref()), &self.ann) {
+            let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
+            let ef = ann.settings.ef_search.max(params.top_n);
+            let found = match &bits {
+                Some(bits) => ann.graph.search(space, query, ef, &|n| bits.get(n as usize)),
+                None => ann.graph.search(space, query, ef, &|_| true),
+            };
+            let (sims, slots): (Vec<f32>, Vec<u32>) = found.iter().map(|s| (s.sim, s.node)).unzip();
+            top.offer_block(&sims, |i| slots[i], &self.entries);
+            return self.finish(top, params);
+        }
+        match bits {
             None => {
-                for (block, rows) in self.features.chunks(BLOCK * self.dim).enumerate() {
-                    let out = &mut cosines[..rows.len() / self.dim];
-                    self.kernel.dots(query, rows, out);
-                    top.offer_block(out, |i| (block * BLOCK + i) as u32, &self.entries);
+                let rows = self.entries.len();
+                for block in 0..rows.div_ceil(BLOCK) {
+                    let first = block * BLOCK;
+                    let out = &mut cosines[..(rows - first).min(BLOCK)];
+                    self.vectors.scores_range(self.kernel, query, first, out);
+                    top.offer_block(out, |i| (first + i) as u32, &self.entries);
                 }
             }
-            Some(filter) => {
-                let bits = self.eval(&filter.root);
+            Some(bits) => {
                 let mut slots = [0u32; BLOCK];
                 let mut n = 0;
                 let mut flush = |slots: &[u32], top: &mut TopK| {
                     let out = &mut cosines[..slots.len()];
-                    self.kernel.gather(query, &self.features, slots, out);
+                    self.vectors.scores_gather(self.kernel, query, slots, out);
                     top.offer_block(out, |i| slots[i], &self.entries);
                 };
                 for slot in bits.ones_iter() {
@@ -319,6 +492,11 @@ impl FaceSetIndex {
                 flush(&slots[..n], &mut top);
             }
         }
+        self.finish(top, params)
+    }
+
+    /// The kept candidates, best first, then ordered by the sort keys.
+    fn finish(&self, top: TopK, params: &SearchParams<'_>) -> Vec<Hit> {
         let mut hits = top.into_sorted();
         let keys: Vec<(&Column, bool)> =
             params.sort.iter().filter_map(|k| self.columns.get(k.field).map(|c| (c, k.descending))).collect();
@@ -340,7 +518,7 @@ impl FaceSetIndex {
         let entry_size = std::mem::size_of::<FaceEntry>();
         let value_size = std::mem::size_of::<Option<FieldValue>>();
         let mut usage = HeapUsage {
-            features: self.features.capacity() * 4,
+            features: self.vectors.heap_bytes() + self.graph_heap_bytes(),
             entries: self.entries.capacity() * entry_size + self.ext_hashes.capacity() * 4,
             id_map: hash_map_bytes(self.slots.capacity(), std::mem::size_of::<(FaceId, u32)>()),
             field_values: 0,
@@ -358,19 +536,119 @@ impl FaceSetIndex {
         usage
     }
 
+    /// Faces (removed ones' nodes included) the graph cannot reach from its entry point: 0 unless the
+    /// graph is damaged. O(links); for tests and diagnostics.
+    #[doc(hidden)]
+    pub fn graph_unreachable(&self) -> usize {
+        self.ann.as_ref().map_or(0, |a| a.graph.unreachable())
+    }
+
+    /// Heap bytes of the graph and its tombstone bits (0 without a graph); part of
+    /// [`HeapUsage::features`].
+    pub fn graph_heap_bytes(&self) -> usize {
+        self.ann.as_ref().map_or(0, |a| a.graph.heap_bytes() + a.deleted.heap_bytes())
+    }
+
     /// Makes room for `additional` more faces without reallocating (used when loading a set at start).
     pub fn reserve(&mut self, additional: usize) {
-        self.features.reserve_exact(additional * self.dim);
+        self.vectors.reserve_exact(additional, self.dim);
         self.entries.reserve_exact(additional);
         self.slots.reserve(additional);
         self.ext_hashes.reserve_exact(additional);
         for column in &mut self.columns {
             column.reserve_exact(additional);
         }
+        if let Some(ann) = &mut self.ann {
+            ann.graph.reserve_exact(additional);
+            ann.deleted.reserve_exact(additional);
+        }
     }
 
-    fn row(&self, slot: usize) -> &[f32] {
-        &self.features[slot * self.dim..(slot + 1) * self.dim]
+    /// Bulk loading: until [`FaceSetIndex::build_graph`] or [`FaceSetIndex::load_graph`], inserts
+    /// only append their face (no graph work, as fast as without a graph) and searches are exact.
+    /// No effect without a graph.
+    pub fn defer_graph(&mut self) {
+        if let Some(ann) = &mut self.ann {
+            ann.deferred = true;
+        }
+    }
+
+    /// Faces not linked into the graph yet (added while deferred, or not named by a loaded graph
+    /// file); searches stay exact while there are any. 0 without a graph.
+    pub fn pending(&self) -> usize {
+        self.ann.as_ref().map_or(0, |a| a.graph.unlinked())
+    }
+
+    /// Links every pending face into the graph, on `threads` threads (the build of a whole set: about
+    /// `docs/search-at-scale.md`'s build rate per thread), and ends deferral. No effect without a
+    /// graph.
+    pub fn build_graph(&mut self, threads: usize) {
+        let Some(Ann { graph, deferred, .. }) = &mut self.ann else { return };
+        let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
+        graph.link_pending(space, &|_| true, threads.max(1));
+        *deferred = false;
+    }
+
+    /// Writes the graph (linked, live faces; links to removed faces dropped) in the versioned,
+    /// checksummed graph file format ([`crate::GRAPH_FILE_VERSION`]). Face ids name the nodes, so the
+    /// file can be attached to an index loaded from the store in any order. Takes `&self`: run it
+    /// under a read lock.
+    pub fn save_graph(&self, out: impl Write) -> Result<(), GraphFileError> {
+        let Some(ann) = &self.ann else { return Err(GraphFileError::NoGraph) };
+        ann.graph.write(out, self.dim, |n| !ann.deleted.get(n as usize), |n| self.entries[n as usize].face_id)?;
+        Ok(())
+    }
+
+    /// Replaces the graph by one [`FaceSetIndex::save_graph`] wrote, matching nodes to this index's
+    /// faces by face id, and ends [`FaceSetIndex::defer_graph`]'s deferral: faces removed since the
+    /// save are dropped (links to them go to their closest surviving neighbour), faces added since
+    /// stay pending (link them with [`FaceSetIndex::build_graph`]; searches are exact until then). A file of another version, dimension or `m`, a bad checksum or a truncated file is
+    /// refused and the index is unchanged.
+    pub fn load_graph(&mut self, input: impl Read) -> Result<GraphLoad, GraphFileError> {
+        let Some(ann) = &mut self.ann else { return Err(GraphFileError::NoGraph) };
+        let saved = SavedGraph::read(input, self.dim, ann.settings.m)?;
+        let slots = &self.slots;
+        let attached = ann.graph.attach(&saved, |id| slots.get(&id).copied());
+        ann.deferred = false;
+        let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
+        ann.graph.relink_unreachable(space);
+        // Tombstones have no place in a loaded graph: their nodes were not saved. Drop them now.
+        let pending = ann.graph.unlinked();
+        let load = GraphLoad { saved: saved.len(), attached, pending };
+        if ann.deleted_count > 0 {
+            self.compact();
+        }
+        Ok(GraphLoad { pending: self.pending(), ..load })
+    }
+
+    /// Drops the tombstones: renumbers the live faces' slots densely, frees the removed faces'
+    /// rows and entries, and removes their graph nodes with the links to them. O(faces); a pause
+    /// for writers and readers alike, so run it when [`FaceSetIndex::tombstones`] is a sizeable
+    /// share of the set (the graph loses the removed nodes' routes: see `docs/search-at-scale.md`).
+    pub fn compact(&mut self) {
+        let Some(ann) = &mut self.ann else { return };
+        if ann.deleted_count == 0 {
+            return;
+        }
+        let keep: Vec<u32> = (0..self.entries.len() as u32).filter(|&s| !ann.deleted.get(s as usize)).collect();
+        ann.graph.retain(&keep);
+        ann.deleted = Bits::zeros(keep.len());
+        ann.deleted_count = 0;
+        self.vectors.retain_rows(&keep, self.dim);
+        let mut entries: Vec<Option<FaceEntry>> = std::mem::take(&mut self.entries).into_iter().map(Some).collect();
+        self.entries = keep.iter().filter_map(|&s| entries[s as usize].take()).collect();
+        self.ext_hashes = keep.iter().map(|&s| self.ext_hashes[s as usize]).collect();
+        self.columns = self.schema.fields().map(|(_, t)| Column::new(t)).collect();
+        for entry in &self.entries {
+            for (column, value) in self.columns.iter_mut().zip(&entry.fields.0) {
+                column.push(value.as_ref());
+            }
+        }
+        self.slots = self.entries.iter().enumerate().map(|(slot, e)| (e.face_id, slot as u32)).collect();
+        if let Some(ann) = &mut self.ann {
+            let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
+            ann.graph.relink_unreachable(space);
+        }
     }
 
     /// Gives memory back once over half of the capacity is unused (after many removals).
@@ -378,7 +656,7 @@ impl FaceSetIndex {
         let len = self.entries.len();
         if self.entries.capacity() > 2 * len + MIN_GROWTH {
             let keep = len + len / 8;
-            self.features.shrink_to(keep * self.dim);
+            self.vectors.shrink_to(keep, self.dim);
             self.entries.shrink_to(keep);
             self.ext_hashes.shrink_to(keep);
             for column in &mut self.columns {
@@ -390,7 +668,7 @@ impl FaceSetIndex {
 
     /// Slots matching a filter node.
     fn eval(&self, node: &Node) -> Bits {
-        let len = self.len();
+        let len = self.entries.len();
         match node {
             Node::And(items) => {
                 let mut bits = Bits::ones(len);
@@ -419,7 +697,7 @@ impl FaceSetIndex {
     }
 
     fn eval_term(&self, Term { target, predicate }: &Term) -> Bits {
-        let len = self.len();
+        let len = self.entries.len();
         match (target, predicate) {
             (Target::Field(position), _) => {
                 let Some(column) = self.columns.get(*position) else { return Bits::zeros(len) };
@@ -451,7 +729,7 @@ impl FaceSetIndex {
     }
 
     fn external_image_id_bits(&self, wanted: &str) -> Bits {
-        let mut bits = hash_scan(&self.ext_hashes, str_hash(wanted), self.len());
+        let mut bits = hash_scan(&self.ext_hashes, str_hash(wanted), self.entries.len());
         let false_positives: Vec<usize> =
             bits.ones_iter().filter(|&slot| *self.entries[slot].external_image_id != *wanted).collect();
         for slot in false_positives {
@@ -623,7 +901,7 @@ mod tests {
         ));
         assert_eq!(index.len(), 2);
         let (e, f) = index.get(id("BBBBBBBB")).expect("present");
-        assert_eq!(f, &[0.0, 1.0]);
+        assert_eq!(&*f, &[0.0, 1.0]);
         assert_eq!(e.fields.0, vec![None, None, None], "padded to the schema");
         let mut ids = index.with_external_image_id("img-1");
         ids.sort();
