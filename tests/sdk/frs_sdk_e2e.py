@@ -73,6 +73,12 @@ def pinned_sdk_ready():
 def ensure_sdk():
     if sys.version_info < (3, 11):
         sys.exit(f"{NAME}: Python 3.11 or newer is required, this is {sys.version.split()[0]}")
+    if not pinned_sdk_ready() and not os.path.exists(os.path.join(VENV, "bin", "python")):
+        import importlib.util
+
+        if importlib.util.find_spec("ensurepip") is None:
+            sys.exit(f"{NAME}: {sys.executable} cannot create a venv (no ensurepip): "
+                     "install Debian's python3-venv (apt-get install python3-venv)")
     reexec_in_venv(NAME, VENV, [f"{n}=={v}" for n, v in PINNED.items()], pinned_sdk_ready)
 
 
