@@ -10,6 +10,12 @@ tokens are refused with the right code and change nothing.
     python3 tests/sdk/frs_sdk_e2e.py --endpoint http://127.0.0.1:8080 --project-id p --ak AK --sk SK
     python3 tests/sdk/frs_sdk_e2e.py --install-only     # only create the pinned venv
 
+Pointing the SDK at frs: `FrsClient.new_builder().with_endpoints(["http://127.0.0.1:8080"])` takes a
+plain-http endpoint as it is (the builder prefixes https:// only to a bare host), and with the project
+id given to `BasicCredentials(ak, sk, project_id)` the SDK never calls IAM. Code written for a region,
+`.with_region(FrsRegion.value_of("cn-north-4"))`, reaches frs unchanged when the SDK's own variable
+HUAWEICLOUD_SDK_REGION_FRS_CN_NORTH_4=http://127.0.0.1:8080 is set (checked here too).
+
 Every option also reads an environment variable (FRS_ENDPOINT, FRS_PROJECT_ID, FRS_AK, FRS_SK,
 FRS_IMAGES, FRS_AUTH=1, FRS_OTHER_PROJECT_ID, FRS_OTHER_AK, FRS_OTHER_SK, FRS_READONLY_AK,
 FRS_READONLY_SK); pass secrets that way rather than on the command line.
@@ -375,6 +381,22 @@ def detect_and_compare(c, samples):
         lambda r: f"sample1 vs sample1: similarity {r.similarity:.4f}")
     compared(r, "CompareFaceByFile", same=True)
     return detected["base64"]
+
+
+def region_client(args):
+    """Code written for a Huawei region, unchanged: `with_region(FrsRegion.value_of("cn-north-4"))`, sent to
+    frs by the SDK's own override variable HUAWEICLOUD_SDK_REGION_FRS_CN_NORTH_4."""
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkfrs.v2 import FrsClient, model as m
+    from huaweicloudsdkfrs.v2.region.frs_region import FrsRegion
+
+    os.environ["HUAWEICLOUD_SDK_REGION_FRS_CN_NORTH_4"] = args.endpoint
+    region = FrsRegion.value_of("cn-north-4")
+    check_eq(region.endpoints, [args.endpoint], "FrsRegion cn-north-4 endpoints with the override")
+    c = FrsClient.new_builder().with_credentials(BasicCredentials(args.ak, args.sk, args.project_id)) \
+        .with_region(region).build()
+    run("ShowAllFaceSets (region override)", lambda: c.show_all_face_sets(m.ShowAllFaceSetsRequest()),
+        lambda r: f"cn-north-4 -> {args.endpoint}: {len(r.face_sets_info)} sets")
 
 
 def create_and_show_sets(c, st):
@@ -891,6 +913,7 @@ def main():
     client = new_client(args.endpoint, args.ak, args.sk, args.project_id)
     st = State()
     try:
+        region_client(args)
         detected1 = detect_and_compare(client, samples)
         create_and_show_sets(client, st)
         add_faces(client, st, samples, detected1)
