@@ -168,7 +168,17 @@ impl Data {
             centres.extend(centre);
             identities += 1;
         }
-        let ids = (0..n).map(|_| FaceId::random()).collect();
+        // Ids from the seeded generator, so a cached graph file matches the next run's faces.
+        const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut seen = HashSet::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        while ids.len() < n {
+            let text: String = (0..8).map(|_| char::from(ALPHABET[rng.random_range(0..62usize)])).collect();
+            let id = FaceId::parse(&text).expect("alphanumeric");
+            if seen.insert(id) {
+                ids.push(id);
+            }
+        }
         let depts = (0..n).map(|_| rng.random_range(0..100u8)).collect();
         let mut probes = Vec::with_capacity(queries);
         let mut query_identity = Vec::with_capacity(queries);
@@ -309,11 +319,15 @@ fn build_index(
     let quick_run = data.len() < 10_000;
     if let Some(path) = cache.as_ref().filter(|_| !quick_run)
         && let Ok(file) = File::open(path)
-        && let Ok(load) = index.load_graph(file)
-        && load.pending == 0
     {
-        println!("graph loaded from {}", path.display());
-        return (index, None);
+        match index.load_graph(std::io::BufReader::new(file)) {
+            Ok(load) if load.pending == 0 => {
+                println!("graph loaded from {}", path.display());
+                return (index, None);
+            }
+            Ok(load) => println!("cached graph {} misses {} faces: rebuilding", path.display(), load.pending),
+            Err(e) => println!("cached graph {} refused ({e}): rebuilding", path.display()),
+        }
     }
     let started = Instant::now();
     index.build_graph(threads);
@@ -359,11 +373,21 @@ fn with_search(index: &mut FaceSetIndex, ef: usize, exact_below: usize, permille
     index.set_ann_settings(AnnSettings { ef_search: ef, exact_below, graph_min_permille: permille, ..ann });
 }
 
+/// Cosine of similarity 0.80 (FAR ~1e-2) and 0.93 (FAR ~1e-4, FRS's advice) in docs/similarity.md.
+const COS_080: f32 = 0.30;
+const COS_093: f32 = 0.42;
+
 /// p50, p90, p99 in ms, recall@10 and the worst |score - f32 cosine| of one configuration.
 struct Run {
     times: Vec<Duration>,
     recall: f64,
     stranger_recall: f64,
+    /// Recall of the exact top-10 faces at or above similarity 0.80 / 0.93 (the matches a caller
+    /// with that threshold receives).
+    recall_080: f64,
+    recall_093: f64,
+    /// Recall of the exact top-10 faces of the probe's own identity.
+    recall_same: f64,
     score_error: f64,
 }
 
@@ -374,6 +398,9 @@ fn run(index: &FaceSetIndex, data: &Data, filter: Option<&Filter>, truth: &[Vec<
     }
     let mut times = Vec::with_capacity(data.queries.len());
     let (mut found, mut total, mut s_found, mut s_total) = (0usize, 0usize, 0usize, 0usize);
+    let (mut f080, mut t080, mut f093, mut t093) = (0usize, 0usize, 0usize, 0usize);
+    let (mut f_same, mut t_same) = (0usize, 0usize);
+    let slots = slot_map(data);
     let mut score_error = 0.0f64;
     let slot_of: std::collections::HashMap<FaceId, usize> =
         if index.settings().precision == Precision::F32 { Default::default() } else { slot_map(data) };
@@ -385,6 +412,21 @@ fn run(index: &FaceSetIndex, data: &Data, filter: Option<&Filter>, truth: &[Vec<
         let got = hits.iter().filter(|h| want.contains(&h.face_id)).count();
         found += got;
         total += want.len();
+        let returned: HashSet<FaceId> = hits.iter().map(|h| h.face_id).collect();
+        for h in &truth[i] {
+            if h.cosine >= COS_080 {
+                t080 += 1;
+                f080 += usize::from(returned.contains(&h.face_id));
+            }
+            if h.cosine >= COS_093 {
+                t093 += 1;
+                f093 += usize::from(returned.contains(&h.face_id));
+            }
+            if data.query_identity[i] != u32::MAX && data.identity_of[slots[&h.face_id]] == data.query_identity[i] {
+                t_same += 1;
+                f_same += usize::from(returned.contains(&h.face_id));
+            }
+        }
         if data.query_identity[i] == u32::MAX {
             s_found += got;
             s_total += want.len();
@@ -401,6 +443,9 @@ fn run(index: &FaceSetIndex, data: &Data, filter: Option<&Filter>, truth: &[Vec<
         times,
         recall: found as f64 / total.max(1) as f64,
         stranger_recall: s_found as f64 / s_total.max(1) as f64,
+        recall_080: f080 as f64 / t080.max(1) as f64,
+        recall_093: f093 as f64 / t093.max(1) as f64,
+        recall_same: f_same as f64 / t_same.max(1) as f64,
         score_error,
     }
 }
@@ -418,8 +463,19 @@ fn recall(
     precision: Precision,
 ) {
     println!(
-        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
-        "filter", "ef", "path", "p50 ms", "p90 ms", "p99 ms", "recall@10", "strangers", "max |err|"
+        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10}",
+        "filter",
+        "ef",
+        "path",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "recall@10",
+        "strangers",
+        "R>=0.80",
+        "R>=0.93",
+        "R same",
+        "max |err|"
     );
     let defaults = AnnSettings::default();
     for (f, (name, filter)) in filters.iter().enumerate() {
@@ -445,7 +501,7 @@ fn recall(
 fn print_run(name: &str, ef: &str, path: &str, r: &Run, precision: Precision) {
     let err = if precision == Precision::F32 { "0 (f32)".to_string() } else { format!("{:.1e}", r.score_error) };
     println!(
-        "{:<22} {:>5} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>9.4} {:>9.4} {:>10}",
+        "{:<22} {:>5} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>9.4} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>10}",
         name,
         ef,
         path,
@@ -454,6 +510,9 @@ fn print_run(name: &str, ef: &str, path: &str, r: &Run, precision: Precision) {
         ms(pct(&r.times, 0.99)),
         r.recall,
         r.stranger_recall,
+        r.recall_080,
+        r.recall_093,
+        r.recall_same,
         err
     );
 }
@@ -724,7 +783,8 @@ fn writes(index: FaceSetIndex, data: &Data, schema: &Schema, truth: &[Vec<Vec<Hi
 
 /// Little-endian: magic "FRSANN01", n u32, dim u32, probes u32, k u32; n·dim f32 features; probes·dim
 /// f32 probes; n u8 dept; then for each of the 3 filters (none, 10 %, 1 %) probes·k u32 exact top-k
-/// row numbers (u32::MAX pads short lists).
+/// row numbers (u32::MAX pads short lists); then n u32 identity of each face and probes u32 identity
+/// of each probe (u32::MAX for strangers).
 fn export(path: &str, data: &Data, truth: &[Vec<Vec<Hit>>]) {
     let slot = slot_map(data);
     let mut w = BufWriter::new(File::create(path).expect("export file"));
@@ -749,6 +809,9 @@ fn export(path: &str, data: &Data, truth: &[Vec<Vec<Hit>>]) {
                 w.write_all(&row.to_le_bytes()).expect("write");
             }
         }
+    }
+    for id in data.identity_of.iter().chain(&data.query_identity) {
+        w.write_all(&id.to_le_bytes()).expect("write");
     }
     w.flush().expect("flush");
     println!("exported vectors, probes and exact top-10s to {path}");
