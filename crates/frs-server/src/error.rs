@@ -49,12 +49,6 @@ pub enum ApiError {
     /// The whole request body exceeds the configured limit (`ServerConfig::body_limit_bytes`).
     #[error("The request body is larger than the allowed size.")]
     BodyTooLarge,
-    /// An `image_url`-style input: frs cannot fetch URLs yet (names the parameter).
-    #[error(
-        "The request param {0} is not supported by this server: fetching images by URL is not \
-         implemented yet, send the image as base64 or as a multipart file."
-    )]
-    UrlNotSupported(&'static str),
     /// No route matches the path.
     #[error("The API does not exist or has not been published in the environment.")]
     RouteNotFound,
@@ -82,7 +76,6 @@ impl ApiError {
             ApiError::InvalidJson(_) => ("FRS.0014", S::BAD_REQUEST),
             ApiError::InvalidBody(_) => ("FRS.0012", S::BAD_REQUEST),
             ApiError::BodyTooLarge => ("FRS.0017", S::BAD_REQUEST),
-            ApiError::UrlNotSupported(_) => ("FRS.0021", S::BAD_REQUEST),
             ApiError::RouteNotFound => ("APIG.0101", S::NOT_FOUND),
             ApiError::MethodNotAllowed => ("APIG.0101", S::METHOD_NOT_ALLOWED),
             ApiError::NotReady => ("FRS.0018", S::SERVICE_UNAVAILABLE),
@@ -111,6 +104,8 @@ impl ApiError {
                 ServiceError::InvalidToken(_) => ("FRS.0002", S::FORBIDDEN),
                 ServiceError::ProjectMismatch => ("FRS.0028", S::FORBIDDEN),
                 ServiceError::Forbidden(_) => ("APIG.0302", S::FORBIDDEN),
+                ServiceError::ImageUrlRefused { .. } => ("FRS.0021", S::BAD_REQUEST),
+                ServiceError::ImageUrlFetchFailed { .. } => ("FRS.0022", S::BAD_REQUEST),
                 ServiceError::Overloaded => ("FRS.0033", S::TOO_MANY_REQUESTS),
                 ServiceError::Internal(_) => ("FRS.0018", S::INTERNAL_SERVER_ERROR),
             },
@@ -197,7 +192,6 @@ mod tests {
             ApiError::InvalidJson("x".into()),
             ApiError::InvalidBody("x".into()),
             ApiError::BodyTooLarge,
-            ApiError::UrlNotSupported("image_url"),
             ApiError::RouteNotFound,
             ApiError::MethodNotAllowed,
             ApiError::NotReady,
@@ -225,6 +219,8 @@ mod tests {
             service(ServiceError::InvalidToken("secret".into())),
             service(ServiceError::ProjectMismatch),
             service(ServiceError::Forbidden("addFaces")),
+            service(ServiceError::ImageUrlRefused { param: "image_url", reason: "x".into() }),
+            service(ServiceError::ImageUrlFetchFailed { param: "image_url", reason: "x".into() }),
             service(ServiceError::Overloaded),
             service(ServiceError::Internal("secret".into())),
         ];
@@ -235,7 +231,6 @@ mod tests {
                 | ApiError::InvalidJson(_)
                 | ApiError::InvalidBody(_)
                 | ApiError::BodyTooLarge
-                | ApiError::UrlNotSupported(_)
                 | ApiError::RouteNotFound
                 | ApiError::MethodNotAllowed
                 | ApiError::NotReady
@@ -264,6 +259,8 @@ mod tests {
                     | ServiceError::InvalidToken(_)
                     | ServiceError::ProjectMismatch
                     | ServiceError::Forbidden(_)
+                    | ServiceError::ImageUrlRefused { .. }
+                    | ServiceError::ImageUrlFetchFailed { .. }
                     | ServiceError::Overloaded
                     | ServiceError::Internal(_),
                 ) => {}

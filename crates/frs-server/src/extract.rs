@@ -15,7 +15,8 @@
 //!   parameter given twice → `FRS.0012`. Parts named `*_file` are bytes, all others UTF-8 text;
 //!   structured parameters (`external_fields`, `sort`, `return_fields`) are JSON text, as the SDK sends them.
 //! - Per image: no input → `FRS.0011` naming `*_base64` (JSON) or `*_file` (multipart);
-//!   two inputs → `FRS.0012`; an `*_url` input → `FRS.0021` (URL fetching is not implemented).
+//!   two inputs → `FRS.0012`; an empty `*_url` → `FRS.0011`. A `*_url` becomes
+//!   [`ImageInput::Url`]; the use-case fetches it under the operator's fetch policy.
 //! - Compare: both images must use the same input type → `FRS.0012` otherwise.
 //! - Search: exactly one of an image input and `face_id`.
 //! - Query strings: a malformed one → `FRS.0012`.
@@ -308,7 +309,7 @@ impl Image {
             Image::Base64(text) => Ok(ImageInput::Base64(text)),
             Image::File(bytes) => Ok(ImageInput::File(bytes)),
             Image::Url(name, url) if url.is_empty() => Err(ServiceError::MissingParameter(name).into()),
-            Image::Url(name, _) => Err(ApiError::UrlNotSupported(name)),
+            Image::Url(_, url) => Ok(ImageInput::Url(url)),
         }
     }
 }

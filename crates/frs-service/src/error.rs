@@ -72,6 +72,14 @@ pub enum ServiceError {
     /// The caller's policy does not grant the action (names it).
     #[error("The credential is not authorized to perform {0}.")]
     Forbidden(&'static str),
+    /// An `*_url` input the fetch policy refuses: malformed, not under an allowed prefix, or its
+    /// host is (or resolves to) a refused address. Names the parameter.
+    #[error("The request param {param} is refused: {reason}.")]
+    ImageUrlRefused { param: &'static str, reason: String },
+    /// An allowed `*_url` input could not be fetched: connection, timeout, non-2xx status, redirect
+    /// or a body over the limit. Names the parameter.
+    #[error("The image of {param} could not be fetched: {reason}.")]
+    ImageUrlFetchFailed { param: &'static str, reason: String },
     /// Too many requests are queued for inference.
     #[error("Too many requests, retry later.")]
     Overloaded,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{Action, AttributeSet, Caller, Engine, ImageInput, ServiceError, attributes::Attribute};
+use crate::{Action, AttributeSet, Caller, Engine, ImageFetcher, ImageInput, ServiceError, attributes::Attribute};
 
 /// Face box in pixels of the (EXIF-oriented) image, as FRS's `BoundingBox`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
@@ -90,12 +90,19 @@ pub struct CompareResponse {
 #[derive(Clone)]
 pub struct FaceService {
     engine: Arc<Engine>,
+    fetcher: ImageFetcher,
 }
 
 impl FaceService {
-    /// Wraps a started engine.
+    /// Wraps a started engine. URL inputs are refused until [`FaceService::with_fetcher`].
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        Self { engine, fetcher: ImageFetcher::default() }
+    }
+
+    /// The same service fetching `*_url` inputs with `fetcher`.
+    pub fn with_fetcher(mut self, fetcher: ImageFetcher) -> Self {
+        self.fetcher = fetcher;
+        self
     }
 
     /// True once the models are loaded and warmed up.
@@ -112,7 +119,7 @@ impl FaceService {
     ) -> Result<DetectResponse, ServiceError> {
         caller.authorize(project_id, Action::DetectFace)?;
         let attributes = AttributeSet::parse(req.attributes.as_deref())?;
-        let bytes = req.image.into_bytes("image")?;
+        let bytes = req.image.into_bytes("image", &self.fetcher).await?;
         let faces = self.engine.detect(bytes).await?;
         if faces.is_empty() {
             return Err(ServiceError::NoFace);
@@ -139,8 +146,10 @@ impl FaceService {
         if std::mem::discriminant(&req.image1) != std::mem::discriminant(&req.image2) {
             return Err(ServiceError::InvalidParameter("image1 and image2 must use the same input type".into()));
         }
-        let image1 = req.image1.into_bytes("image1")?;
-        let image2 = req.image2.into_bytes("image2")?;
+        let (image1, image2) = tokio::try_join!(
+            req.image1.into_bytes("image1", &self.fetcher),
+            req.image2.into_bytes("image2", &self.fetcher)
+        )?;
         let (face1, face2) =
             tokio::try_join!(self.engine.largest_face_feature(image1), self.engine.largest_face_feature(image2))?;
         let (face1, feature1) = face1.ok_or(ServiceError::NoFace)?;

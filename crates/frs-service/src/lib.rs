@@ -8,6 +8,7 @@ mod credentials;
 mod engine;
 mod error;
 mod face;
+mod fetch;
 mod input;
 mod library;
 
@@ -24,6 +25,7 @@ pub use face::{
     BoundingBox, CompareFace, CompareRequest, CompareResponse, DetectAttributes, DetectFace, DetectRequest,
     DetectResponse, FaceService, Landmark, LandmarkPoint,
 };
+pub use fetch::{FetchPolicy, FetchPolicyError, ImageFetcher};
 pub use input::{ImageInput, MAX_IMAGE_BYTES};
 pub use library::{
     AddFacesRequest, CAPACITY_STEP, CreateFaceSetRequest, DeleteFaceSetResponse, DeleteFaces, FaceCountResponse,

@@ -17,6 +17,8 @@ pub struct Config {
     pub server: frs_server::ServerConfig,
     pub storage: StorageConfig,
     pub library: frs_service::LibraryLimits,
+    /// Which `image_url`s may be fetched (nothing by default).
+    pub fetch: frs_service::FetchPolicy,
 }
 
 /// Where durable state lives.

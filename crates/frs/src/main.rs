@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use frs_service::{Caller, CompareRequest, DetectRequest, Engine, FaceLibrary, FaceService, ImageInput};
+use frs_service::{Caller, CompareRequest, DetectRequest, Engine, FaceLibrary, FaceService, ImageFetcher, ImageInput};
 
 use crate::config::Config;
 
@@ -116,9 +116,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let engine = config.engine();
         tracing::info!(workers = engine.workers, models = %config.models.dir.display(), "starting inference workers");
         let engine = Arc::new(Engine::start(engine));
+        let fetcher = ImageFetcher::new(config.fetch.clone()).context("the [fetch] configuration")?;
         let library = FaceLibrary::load(Arc::new(store), Arc::clone(&engine), config.library.clone())
-            .context("loading the face library")?;
-        let state = frs_server::AppState::new(FaceService::new(engine), library, frs_server::Authentication::Disabled);
+            .context("loading the face library")?
+            .with_fetcher(fetcher.clone());
+        let service = FaceService::new(engine).with_fetcher(fetcher);
+        let state = frs_server::AppState::new(service, library, frs_server::Authentication::Disabled);
         tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
         Ok::<_, anyhow::Error>(frs_server::serve(config.server.clone(), state, shutdown_signal()).await?)
     })?;

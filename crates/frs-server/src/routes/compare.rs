@@ -19,7 +19,8 @@ pub struct CompareByBase64Request {
     pub image2_base64: String,
 }
 
-/// JSON body of face-compare by URL (SDK `FaceCompareUrlReq`). Not supported yet: answered `FRS.0021`.
+/// JSON body of face-compare by URL (SDK `FaceCompareUrlReq`), fetched under the server's `[fetch]`
+/// policy (`FRS.0021` refused, `FRS.0022` fetch failed).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CompareByUrlRequest {
     /// URL of the first image.
@@ -45,7 +46,7 @@ pub struct CompareByFileRequest {
 pub enum CompareJsonRequest {
     /// By base64.
     Base64(CompareByBase64Request),
-    /// By URL (not supported yet).
+    /// By URL.
     Url(CompareByUrlRequest),
 }
 
@@ -65,7 +66,7 @@ pub enum CompareJsonRequest {
     ),
     responses(
         (status = 200, description = "The faces used and their similarity.", body = CompareResponse),
-        (status = 400, description = "Invalid input or no face (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0501`).",
+        (status = 400, description = "Invalid input or no face (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0022`, `FRS.0501`).",
             body = ErrorBody),
         (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),
         (status = 500, description = "Internal error (`FRS.0018`).", body = ErrorBody),

@@ -20,7 +20,8 @@ pub struct DetectByBase64Request {
     pub attributes: Option<String>,
 }
 
-/// JSON body of face-detect by URL (SDK `FaceDetectUrlReq`). Not supported yet: answered `FRS.0021`.
+/// JSON body of face-detect by URL (SDK `FaceDetectUrlReq`), fetched under the server's `[fetch]`
+/// policy (`FRS.0021` refused, `FRS.0022` fetch failed).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DetectByUrlRequest {
     /// Image URL; frs does not fetch URLs yet.
@@ -47,7 +48,7 @@ pub struct DetectByFileRequest {
 pub enum DetectJsonRequest {
     /// By base64.
     Base64(DetectByBase64Request),
-    /// By URL (not supported yet).
+    /// By URL.
     Url(DetectByUrlRequest),
 }
 
@@ -67,7 +68,7 @@ pub enum DetectJsonRequest {
     ),
     responses(
         (status = 200, description = "Every detected face.", body = DetectResponse),
-        (status = 400, description = "Invalid input or no face (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0501`).",
+        (status = 400, description = "Invalid input or no face (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0022`, `FRS.0501`).",
             body = ErrorBody),
         (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),
         (status = 500, description = "Internal error (`FRS.0018`).", body = ErrorBody),

@@ -63,7 +63,7 @@ pub struct AddFacesByFileRequest {
     ),
     responses(
         (status = 200, description = "The faces added.", body = FacesResponse),
-        (status = 400, description = "Invalid input (`FRS.0010`–`FRS.0017`, `FRS.0021`), no such set (`FRS.0302`), \
+        (status = 400, description = "Invalid input (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0022`), no such set (`FRS.0302`), \
             no face (`FRS.0404`).", body = ErrorBody),
         (status = 403, description = "The set is full (`FRS.0306`).", body = ErrorBody),
         (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),

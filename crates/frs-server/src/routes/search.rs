@@ -18,7 +18,8 @@ use crate::{AppState, Authenticated};
 pub struct SearchJsonRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_base64: Option<String>,
-    /// Not supported yet: answered `FRS.0021`.
+    /// URL of the image, fetched under the server's `[fetch]` policy (`FRS.0021` refused, `FRS.0022`
+    /// fetch failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_url: Option<String>,
     /// A face of the set to search with.
@@ -75,7 +76,7 @@ pub struct SearchByFileRequest {
     ),
     responses(
         (status = 200, description = "The matches, most similar first (or in `sort` order).", body = SearchResponse),
-        (status = 400, description = "Invalid input (`FRS.0010`–`FRS.0017`, `FRS.0021`), bad filter (`FRS.0029`), \
+        (status = 400, description = "Invalid input (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0022`), bad filter (`FRS.0029`), \
             unknown return field (`FRS.0030`), bad sort (`FRS.0032`), no such set (`FRS.0302`), no face \
             (`FRS.0304`), unknown face_id (`FRS.0403`).", body = ErrorBody),
         (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),

@@ -3,9 +3,11 @@
 //! `assets/models` and the real photos in `assets/images`; they fail (never skip) without them.
 //!
 //! Every test asserts the exact FRS code and HTTP status, and that `X-Request-Id` is present.
-//! `library` covers face sets, faces and search over an embedded store in a temporary directory.
+//! `library` covers face sets, faces and search over an embedded store in a temporary directory;
+//! `url` covers `image_url` inputs against a local image server.
 
 mod library;
+mod url;
 
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +21,10 @@ use base64::Engine as _;
 use frs_server::routes::compare::CompareByBase64Request;
 use frs_server::routes::detect::DetectByBase64Request;
 use frs_server::{ApiError, AppState, Authentication, ServerConfig, router};
-use frs_service::{Engine, EngineConfig, FaceLibrary, FaceService, LibraryLimits, MAX_IMAGE_BYTES, ServiceError};
+use frs_service::{
+    Engine, EngineConfig, FaceLibrary, FaceService, FetchPolicy, ImageFetcher, LibraryLimits, MAX_IMAGE_BYTES,
+    ServiceError,
+};
 use frs_vision::{ImageLimits, ModelPaths, PipelineConfig};
 use image::{ImageFormat, RgbImage};
 use serde_json::{Value, json};
@@ -78,9 +83,17 @@ fn temp_data_dir() -> PathBuf {
 
 /// A state over the shared engine and the store in `dir`, loaded as at start.
 fn state_with_store(dir: &Path, limits: LibraryLimits) -> AppState {
+    state_with_fetch(dir, limits, FetchPolicy::default())
+}
+
+/// [`state_with_store`] fetching `image_url` inputs under `policy`.
+fn state_with_fetch(dir: &Path, limits: LibraryLimits, policy: FetchPolicy) -> AppState {
+    let fetcher = ImageFetcher::new(policy).expect("a valid fetch policy");
     let store = frs_store::Store::open(dir).expect("opening the store");
-    let library = FaceLibrary::load(Arc::new(store), engine(), limits).expect("loading the library");
-    AppState::new(FaceService::new(engine()), library, Authentication::Disabled)
+    let library = FaceLibrary::load(Arc::new(store), engine(), limits)
+        .expect("loading the library")
+        .with_fetcher(fetcher.clone());
+    AppState::new(FaceService::new(engine()).with_fetcher(fetcher), library, Authentication::Disabled)
 }
 
 /// Waits until the shared engine has loaded the models; fails the test without assets.
@@ -361,7 +374,7 @@ async fn two_inputs_for_one_image_are_frs_0012() {
 }
 
 #[tokio::test]
-async fn image_urls_are_not_supported_yet() {
+async fn image_urls_are_refused_by_the_default_fetch_policy() {
     let reply =
         send(json_post(DETECT, &json!({"image_url": "https://bucket.obs.cn-north-4.myhuaweicloud.com/a.jpg"}))).await;
     let message = assert_error(&reply, StatusCode::BAD_REQUEST, "FRS.0021");

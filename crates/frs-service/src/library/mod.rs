@@ -23,7 +23,7 @@ use frs_vision::{FEATURE_DIM, Face, Feature};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::{Action, BoundingBox, Caller, Engine, ServiceError};
+use crate::{Action, BoundingBox, Caller, Engine, ImageFetcher, ServiceError};
 
 pub use types::*;
 
@@ -88,6 +88,8 @@ type SetKey = (String, String);
 #[derive(Clone)]
 pub struct FaceLibrary {
     inner: Arc<Inner>,
+    /// Fetches `image_url` inputs; the default refuses every URL.
+    fetcher: ImageFetcher,
 }
 
 struct Inner {
@@ -118,7 +120,14 @@ impl FaceLibrary {
         );
         Ok(FaceLibrary {
             inner: Arc::new(Inner { store, engine, limits, sets: RwLock::new(sets), catalog: Mutex::new(()) }),
+            fetcher: ImageFetcher::default(),
         })
+    }
+
+    /// The same library fetching `image_url` inputs with `fetcher`.
+    pub fn with_fetcher(mut self, fetcher: ImageFetcher) -> Self {
+        self.fetcher = fetcher;
+        self
     }
 
     /// Creates an empty face set.
@@ -227,7 +236,7 @@ impl FaceLibrary {
         };
         let fields = parse_values(&set.schema, req.external_fields.as_ref())?;
         let fields_json = Value::Object(set.schema.values_to_json(&fields, None));
-        let image = req.image.into_bytes("image")?;
+        let image = req.image.into_bytes("image", &self.fetcher).await?;
         let max_faces = if req.single { 1 } else { MAX_FACES_PER_IMAGE };
         let found = self.inner.engine.face_features(image, max_faces).await?;
         if found.is_empty() {
@@ -453,7 +462,7 @@ impl FaceLibrary {
                 feature.to_vec()
             }
             Probe::Image(image) => {
-                let image = image.into_bytes("image")?;
+                let image = image.into_bytes("image", &self.fetcher).await?;
                 let (_, feature) =
                     self.inner.engine.largest_face_feature(image).await?.ok_or(ServiceError::NoFaceToSearch)?;
                 feature.to_vec()
@@ -478,7 +487,7 @@ impl FaceLibrary {
         let Probe::Image(image) = req.probe else {
             return Err(ServiceError::InvalidParameter("multi-face search takes an image, not a face_id".into()));
         };
-        let image = image.into_bytes("image")?;
+        let image = image.into_bytes("image", &self.fetcher).await?;
         let found = self.inner.engine.face_features(image, MAX_FACES_PER_IMAGE).await?;
         if found.is_empty() {
             return Err(ServiceError::NoFaceToSearch);
