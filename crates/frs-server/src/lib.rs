@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+mod audit;
 mod auth;
 mod config;
 mod error;
@@ -26,10 +27,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use frs_service::{FaceLibrary, FaceService};
+use frs_service::{AuditLog, FaceLibrary, FaceService};
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use auth::{Authenticated, Authentication};
+pub use auth::{AUTH_TOKEN_HEADER, AuthMethod, Authenticated, Authentication};
 pub use config::{DEFAULT_BODY_LIMIT_BYTES, ServerConfig};
 pub use error::{ApiError, ErrorBody, ErrorCode, INTERNAL_ERROR_MSG};
 pub use middleware::{REQUEST_ID_HEADER, new_request_id};
@@ -43,12 +44,20 @@ pub struct AppState {
     library: FaceLibrary,
     authentication: Authentication,
     body_limit: usize,
+    audit: Option<AuditLog>,
 }
 
 impl AppState {
     /// Wraps the use-cases, with the default body limit ([`DEFAULT_BODY_LIMIT_BYTES`]).
     pub fn new(service: FaceService, library: FaceLibrary, authentication: Authentication) -> Self {
-        AppState { service, library, authentication, body_limit: DEFAULT_BODY_LIMIT_BYTES }
+        AppState { service, library, authentication, body_limit: DEFAULT_BODY_LIMIT_BYTES, audit: None }
+    }
+
+    /// The same state recording every audited call (face-set writes, tokens) in `log`; without it,
+    /// nothing is audited.
+    pub fn with_audit(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
+        self
     }
 
     /// The same state with another request body limit (bytes); [`serve`] applies
@@ -89,6 +98,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/{project_id}/face-sets/{face_set_name}/faces/batch", delete(routes::faces::batch_delete_faces))
         .route("/v2/{project_id}/face-sets/{face_set_name}/search", post(routes::search::search_faces))
         .route("/v2/{project_id}/face-sets/{face_set_name}/multi-face-search", post(routes::search::multi_face_search))
+        .route(routes::tokens::TOKENS_PATH, post(routes::tokens::create_token))
+        // Every route above is authenticated before its handler runs; the ones below are open.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .route("/health", get(routes::health::get_health))
         .route("/ready", get(routes::health::get_ready))
         .route("/openapi.json", get(get_openapi));
@@ -105,6 +117,7 @@ fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .with_state(state)
 }
 

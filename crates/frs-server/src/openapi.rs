@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::routes::{compare, detect, face_sets, faces, health, search};
+use crate::routes::{compare, detect, face_sets, faces, health, search, tokens};
 
 /// The OpenAPI document of every route frs serves.
 #[derive(Debug, OpenApi)]
@@ -31,6 +31,7 @@ use crate::routes::{compare, detect, face_sets, faces, health, search};
         faces::batch_delete_faces,
         search::search_faces,
         search::multi_face_search,
+        tokens::create_token,
         health::get_health,
         health::get_ready,
     ),
@@ -49,11 +50,15 @@ use crate::routes::{compare, detect, face_sets, faces, health, search};
         faces::BatchDeleteBody,
         search::SearchJsonRequest,
         search::SearchByFileRequest,
+        tokens::CreateTokenResponse,
     )),
     tags(
         (name = "face", description = "Face detection and comparison, faces of a face set (FRS §2.1, §2.2, §2.10–2.14)."),
         (name = "face-set", description = "Face sets (FRS §2.6–2.9)."),
         (name = "search", description = "1:N search (FRS §2.3) and the multi-face search extension."),
+        (name = "auth", description = "Tokens for clients that do not sign requests. Every `/v2` request carries an \
+            `X-Auth-Token` or an `SDK-HMAC-SHA256` AK/SK signature (`Authorization`, `X-Sdk-Date`); failures are \
+            `APIG.0301` (401) or `FRS.0002` (403)."),
         (name = "operations", description = "Liveness and readiness probes."),
     )
 )]

@@ -125,7 +125,7 @@ mod tests {
         };
         log.record(record.clone()).await.expect("record");
         let read = log.records(AuditFilter { limit: 10, ..Default::default() }).await.expect("read");
-        assert_eq!(read, [record.clone()]);
+        assert_eq!(read, std::slice::from_ref(&record));
         let json = serde_json::to_value(&record).expect("json");
         assert_eq!(json["time"], "2027-01-15T08:00:00.25Z");
         assert_eq!(json["target"], "staff");

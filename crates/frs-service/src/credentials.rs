@@ -393,6 +393,13 @@ impl Credentials {
     }
 }
 
+/// The access key a token names, not verified: for the audit record of a failed authentication.
+pub fn token_access_key(token: &str) -> Option<String> {
+    let payload = token.strip_prefix(TOKEN_PREFIX)?.split('.').next()?;
+    let payload: TokenPayload = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    Some(payload.ak)
+}
+
 /// Project ids are 1–64 letters, digits, `-` or `_` (Huawei's are 32 hex digits).
 fn validate_project_id(project_id: &str) -> Result<(), ServiceError> {
     let valid = (1..=64).contains(&project_id.len())
@@ -528,6 +535,7 @@ mod tests {
         assert!(issued.token.starts_with("frs1."));
         assert_eq!(issued.expires_at, UNIX_EPOCH + Duration::from_secs(1_800_003_600));
         assert_eq!(credentials.verify_token(&issued.token).await.expect("valid"), caller);
+        assert_eq!(token_access_key(&issued.token), Some(new.access_key.clone()));
 
         let invalid = |r: Result<Caller, ServiceError>| matches!(r, Err(ServiceError::InvalidToken(_)));
         let (signed, mac) = issued.token.rsplit_once('.').expect("two parts");

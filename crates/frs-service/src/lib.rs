@@ -17,7 +17,7 @@ pub use attributes::{Attribute, AttributeSet};
 pub use audit::{AuditFilter, AuditLog, AuditRecord, NO_ACCESS_KEY};
 pub use credentials::{
     ACCESS_KEY_LEN, Clock, CredentialInfo, Credentials, CredentialsConfig, IssuedToken, MAX_DESCRIPTION_LEN, MasterKey,
-    NewCredential, SECRET_KEY_LEN, SigningKey, format_rfc3339,
+    NewCredential, SECRET_KEY_LEN, SigningKey, format_rfc3339, token_access_key,
 };
 pub use engine::{Engine, EngineConfig};
 pub use error::ServiceError;

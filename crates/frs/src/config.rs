@@ -16,6 +16,7 @@ pub struct Config {
     pub detector: DetectorSettings,
     pub server: frs_server::ServerConfig,
     pub storage: StorageConfig,
+    pub auth: AuthConfig,
     pub library: frs_service::LibraryLimits,
     /// Which `image_url`s may be fetched (nothing by default).
     pub fetch: frs_service::FetchPolicy,
@@ -32,6 +33,54 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig { data_dir: PathBuf::from("data") }
+    }
+}
+
+/// Authentication of the API (`[auth]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Require a token or an AK/SK signature on every API request.
+    pub enabled: bool,
+    /// The master key as base64 of 32 bytes; takes precedence over `master_key_file`.
+    pub master_key: Option<Secret>,
+    /// File holding the master key as base64; `None`: `master.key` in the data directory, created
+    /// with mode 0600 on first use.
+    pub master_key_file: Option<PathBuf>,
+    /// How long an issued token is valid.
+    pub token_ttl_secs: u64,
+    /// Largest accepted difference between a signed request's `X-Sdk-Date` and the server's clock.
+    pub max_clock_skew_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let credentials = frs_service::CredentialsConfig::default();
+        AuthConfig {
+            enabled: true,
+            master_key: None,
+            master_key_file: None,
+            token_ttl_secs: credentials.token_ttl_secs,
+            max_clock_skew_secs: credentials.max_clock_skew_secs,
+        }
+    }
+}
+
+/// A configuration value that must never be logged: its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
     }
 }
 
@@ -153,5 +202,19 @@ mod tests {
         assert!(bad.is_err());
         let config = Config::load(None, &serde_json::json!({"server": {"listen": "127.0.0.1:9"}})).expect("loads");
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:9");
+    }
+
+    #[test]
+    fn authentication_is_on_by_default_and_the_master_key_is_never_shown() {
+        assert!(Config::default().auth.enabled);
+        let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+        let config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(&format!("[auth]\nmaster_key = \"{key}\"\ntoken_ttl_secs = 60")))
+            .extract::<Config>()
+            .expect("loads");
+        assert_eq!(config.auth.master_key.as_ref().map(Secret::expose), Some(key));
+        assert_eq!(config.auth.token_ttl_secs, 60);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains(key) && shown.contains("[redacted]"), "{shown}");
     }
 }

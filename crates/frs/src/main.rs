@@ -1,5 +1,6 @@
 //! `frs`: the Face Recognition Service binary and its command-line tools.
 
+mod auth;
 mod bench;
 mod bench_library;
 mod config;
@@ -61,6 +62,13 @@ enum Command {
     BenchLibrary(bench_library::BenchLibraryArgs),
     /// Impostor-pair FAR table of a labelled folder: the measurement behind the similarity mapping.
     Calibrate(eval::CalibrateArgs),
+    /// Manage the API's access keys (AK/SK); works while a server runs on the same data directory.
+    Credentials {
+        #[command(subcommand)]
+        command: auth::CredentialsCommand,
+    },
+    /// Print audit records (face-set writes, tokens) as JSON lines, oldest first.
+    Audit(auth::AuditArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -103,6 +111,8 @@ fn main() -> anyhow::Result<()> {
         Command::Calibrate(args) => eval::run_calibrate(&config, &args)?,
         Command::Bench(args) => bench::run(&config, args)?,
         Command::BenchLibrary(args) => bench_library::run(&config, &args)?,
+        Command::Credentials { command } => auth::run_credentials(&config, command)?,
+        Command::Audit(args) => auth::run_audit(&config, args)?,
     }
     Ok(())
 }
@@ -111,6 +121,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let data_dir = &config.storage.data_dir;
     let store =
         frs_store::Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let access = store.access();
+    let authentication = auth::server_authentication(&config, &access)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let engine = config.engine();
@@ -121,7 +133,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .context("loading the face library")?
             .with_fetcher(fetcher.clone());
         let service = FaceService::new(engine).with_fetcher(fetcher);
-        let state = frs_server::AppState::new(service, library, frs_server::Authentication::Disabled);
+        let state = frs_server::AppState::new(service, library, authentication)
+            .with_audit(frs_service::AuditLog::new(access));
         tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
         Ok::<_, anyhow::Error>(frs_server::serve(config.server.clone(), state, shutdown_signal()).await?)
     })?;

@@ -541,6 +541,7 @@ impl Server {
         let stderr = File::create(&log).expect("creating the server log");
         let child = Command::new(env!("CARGO_BIN_EXE_frs"))
             .current_dir(repo_root())
+            .env("FRS__AUTH__ENABLED", "false")
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))

@@ -7,3 +7,4 @@ pub mod face_sets;
 pub mod faces;
 pub mod health;
 pub mod search;
+pub mod tokens;

@@ -6,6 +6,7 @@
 //! `library` covers face sets, faces and search over an embedded store in a temporary directory;
 //! `url` covers `image_url` inputs against a local image server.
 
+mod auth;
 mod library;
 mod url;
 
