@@ -11,7 +11,8 @@ Each probe is searched alone (a 1 x dim batch), as one frs search request is, on
 (`faiss.omp_set_num_threads(1)`, `num_threads=1`, `threads=1`); latency is wall time around that call.
 Recall@10 is against the exact top-10 frs computed (f32 dot products), so every library is scored
 against the same reference; R>=0.80 and R>=0.93 count only the exact top-10 faces whose cosine reaches
-similarity 0.80 / 0.93 (cosine 0.30 / 0.42, docs/similarity.md): the matches a caller with that threshold gets. Graphs are built with --build-threads and cached under .cache/ann-bench/.
+similarity 0.80 / 0.93 (cosine 0.30 / 0.42, docs/similarity.md): the matches a caller with that threshold gets;
+"R same" only those of the probe's own identity (the person searched for). Graphs are built with --build-threads and cached under .cache/ann-bench/.
 With --filters, FAISS HNSW also runs the 10 % and 1 % `dept` filters (IDSelectorBitmap).
 
 Run with a python that lacks the pinned packages, the script makes a venv under .cache/ with them and
@@ -56,7 +57,9 @@ def load(path):
         queries = np.fromfile(f, dtype="<f4", count=nq * dim).reshape(nq, dim)
         dept = np.fromfile(f, dtype="u1", count=n)
         truth = np.fromfile(f, dtype="<u4", count=3 * nq * k).reshape(3, nq, k)
-    return data, queries, dept, truth
+        identity = np.fromfile(f, dtype="<u4", count=n)
+        query_identity = np.fromfile(f, dtype="<u4", count=nq)
+    return data, queries, dept, truth, identity, query_identity
 
 
 def recall_at(found, truth, cosines=None, floor=None):
@@ -91,15 +94,20 @@ def pct(times, p):
 
 
 COSINES = None
+SAME = None  # per probe: the exact top-10 rows of the probe's own identity
 
 
 def report(lib, label, ef, times, rows, truth, build=None):
     extra = f"  build {build:.1f} s" if build is not None else ""
     r080 = recall_at(rows, truth, COSINES, 0.30) if COSINES is not None and label == "none" else float("nan")
     r093 = recall_at(rows, truth, COSINES, 0.42) if COSINES is not None and label == "none" else float("nan")
+    rsame = float("nan")
+    if SAME is not None and label == "none":
+        found = sum(len(same & {int(r) for r in row}) for row, same in zip(rows, SAME))
+        rsame = found / max(sum(len(s) for s in SAME), 1)
     print(
         f"{lib:<12} {label:<10} {ef:>5} {pct(times, 0.5):>8.3f} {pct(times, 0.9):>8.3f} {pct(times, 0.99):>8.3f}"
-        f" {recall_at(rows, truth):>9.4f} {r080:>8.4f} {r093:>8.4f}{extra}",
+        f" {recall_at(rows, truth):>9.4f} {r080:>8.4f} {r093:>8.4f} {rsame:>8.4f}{extra}",
         flush=True,
     )
 
@@ -122,8 +130,12 @@ def main():
     import usearch
     from usearch.index import Index as UsearchIndex
 
-    global COSINES
-    data, queries, dept, truth = load(args.export)
+    global COSINES, SAME
+    data, queries, dept, truth, identity, query_identity = load(args.export)
+    SAME = [
+        {int(r) for r in row if r != 0xFFFFFFFF and q != 0xFFFFFFFF and identity[r] == q}
+        for row, q in zip(truth[0], query_identity)
+    ]
     # Exact cosines of the unfiltered top-10, for the recall of matches above a similarity threshold.
     safe = np.where(truth[0] == 0xFFFFFFFF, 0, truth[0]).astype(np.int64)
     COSINES = np.einsum("qkd,qd->qk", data[safe], queries)
@@ -139,7 +151,7 @@ def main():
     )
     print(
         f"{'library':<12} {'filter':<10} {'ef':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'recall@10':>9}"
-        f" {'R>=0.80':>8} {'R>=0.93':>8}"
+        f" {'R>=0.80':>8} {'R>=0.93':>8} {'R same':>8}"
     )
     q1 = [q.reshape(1, dim) for q in queries]
 

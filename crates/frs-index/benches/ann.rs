@@ -47,6 +47,7 @@ fn main() {
     let ef_construction = env_usize("FRS_ANN_EFC", 100);
     let threads = env_usize("FRS_ANN_THREADS", 2);
     let efs: Vec<usize> = env_list("FRS_ANN_EF", "16,32,48,64,96,128,192,256");
+    let filter_efs: Vec<usize> = env_list("FRS_ANN_FILTER_EF", "32,96,256");
     let precisions: Vec<Precision> = env_list::<String>("FRS_ANN_PRECISION", "f32,f16,i8")
         .iter()
         .map(|p| match p.as_str() {
@@ -77,6 +78,33 @@ fn main() {
     ];
     let ann = AnnSettings { m, ef_construction, ..AnnSettings::default() };
     let mut truth: Option<Vec<Vec<Vec<Hit>>>> = None;
+    if sections == ["layout"] {
+        // Heap per face of each precision with the graph's arrays allocated but not linked (the
+        // upper layers, ~1 node in m, are missing: see `memory` for a built graph).
+        for &precision in &precisions {
+            let mut index =
+                FaceSetIndex::with_settings(schema.clone(), DIM, IndexSettings { precision, ann: Some(ann) });
+            index.reserve(data.len());
+            index.defer_graph();
+            for i in 0..data.len() {
+                index.insert(data.entry(i), data.feature(i)).expect("insert");
+            }
+            print!("{} (graph arrays, not linked): ", precision.name());
+            memory(&index, data.len());
+        }
+        return;
+    }
+    if sections == ["export"] {
+        // Only the comparison file: exact top-10s on the f32 set, no graph.
+        let mut exact = build_exact(&data, &schema);
+        let t: Vec<Vec<Vec<Hit>>> = filters
+            .iter()
+            .map(|(_, f)| data.queries.iter().map(|q| exact_search(&mut exact, q, 10, f.as_ref())).collect())
+            .collect();
+        let path = std::env::var("FRS_ANN_EXPORT").unwrap_or_else(|_| "ann-export.bin".into());
+        export(&path, &data, &t);
+        return;
+    }
 
     for (p, &precision) in precisions.iter().enumerate() {
         let settings = IndexSettings { precision, ann: Some(ann) };
@@ -110,7 +138,7 @@ fn main() {
         }
         let truth = truth.as_deref().unwrap_or_default();
         if has("recall") {
-            recall(&mut index, &data, &filters, truth, &efs, precision);
+            recall(&mut index, &data, &filters, truth, &efs, &filter_efs, precision);
         }
         if p == 0 {
             if has("threshold") {
@@ -460,6 +488,7 @@ fn recall(
     filters: &[(&str, Option<Filter>)],
     truth: &[Vec<Vec<Hit>>],
     efs: &[usize],
+    filter_efs: &[usize],
     precision: Precision,
 ) {
     println!(
@@ -484,7 +513,7 @@ fn recall(
         with_search(index, 64, usize::MAX, 0);
         let exact = run(index, data, filter.as_ref(), &truth[f]);
         print_run(name, "-", "exact", &exact, precision);
-        for &ef in efs {
+        for &ef in if filter.is_some() { filter_efs } else { efs } {
             with_search(index, ef, defaults.exact_below, defaults.graph_min_permille);
             let path = index.search_path(filter.as_ref());
             if path == SearchPath::Exact {
