@@ -106,7 +106,8 @@ impl ApiError {
                 ServiceError::Forbidden(_) => ("APIG.0302", S::FORBIDDEN),
                 ServiceError::ImageUrlRefused { .. } => ("FRS.0021", S::BAD_REQUEST),
                 ServiceError::ImageUrlFetchFailed { .. } => ("FRS.0022", S::BAD_REQUEST),
-                ServiceError::Overloaded => ("FRS.0033", S::TOO_MANY_REQUESTS),
+                ServiceError::Overloaded | ServiceError::RateLimited { .. } => ("FRS.0033", S::TOO_MANY_REQUESTS),
+                ServiceError::QuotaExhausted { .. } => ("APIG.0308", S::TOO_MANY_REQUESTS),
                 ServiceError::Internal(_) => ("FRS.0018", S::INTERNAL_SERVER_ERROR),
             },
         }
@@ -131,8 +132,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error.code = code, error.detail = %detail, "internal error");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
-        if matches!(self, ApiError::Service(ServiceError::Overloaded)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        // A client may retry an overload or a rate limit after this many seconds; an exhausted
+        // quota does not come back by waiting, so it has no Retry-After.
+        let retry_after = match &self {
+            ApiError::Service(ServiceError::Overloaded) => Some(1),
+            ApiError::Service(ServiceError::RateLimited { retry_after_secs }) => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(ErrorCode(code));
         response
@@ -222,6 +230,8 @@ mod tests {
             service(ServiceError::ImageUrlRefused { param: "image_url", reason: "x".into() }),
             service(ServiceError::ImageUrlFetchFailed { param: "image_url", reason: "x".into() }),
             service(ServiceError::Overloaded),
+            service(ServiceError::RateLimited { retry_after_secs: 2 }),
+            service(ServiceError::QuotaExhausted { action: "addFaces", limit: 10 }),
             service(ServiceError::Internal("secret".into())),
         ];
         for e in &all {
@@ -262,6 +272,8 @@ mod tests {
                     | ServiceError::ImageUrlRefused { .. }
                     | ServiceError::ImageUrlFetchFailed { .. }
                     | ServiceError::Overloaded
+                    | ServiceError::RateLimited { .. }
+                    | ServiceError::QuotaExhausted { .. }
                     | ServiceError::Internal(_),
                 ) => {}
             }
@@ -306,5 +318,12 @@ mod tests {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
         assert_eq!(response.extensions().get::<ErrorCode>(), Some(&ErrorCode("FRS.0033")));
+        let response = ApiError::Service(ServiceError::RateLimited { retry_after_secs: 7 }).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("7"));
+        let response = ApiError::Service(ServiceError::QuotaExhausted { action: "addFaces", limit: 1 }).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(!response.headers().contains_key(header::RETRY_AFTER), "waiting does not restore a quota");
+        assert_eq!(response.extensions().get::<ErrorCode>(), Some(&ErrorCode("APIG.0308")));
     }
 }

@@ -83,6 +83,13 @@ pub enum ServiceError {
     /// Too many requests are queued for inference.
     #[error("Too many requests, retry later.")]
     Overloaded,
+    /// The project's request rate limit (`[quota] requests_per_second`) is reached; a request
+    /// may pass again after `retry_after_secs`.
+    #[error("Too many requests, the project's request rate limit is reached, retry in {retry_after_secs} s.")]
+    RateLimited { retry_after_secs: u64 },
+    /// The project has used every call of this action `[quota] max_calls` allows (names it).
+    #[error("The throttling threshold has been reached: policy project over quota, action:{action}, limit:{limit}.")]
+    QuotaExhausted { action: &'static str, limit: u64 },
     /// Our fault; the detail is logged, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),

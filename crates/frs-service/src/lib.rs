@@ -11,6 +11,7 @@ mod face;
 mod fetch;
 mod input;
 mod library;
+mod quota;
 
 pub use access::{Action, Caller, Policy};
 pub use attributes::{Attribute, AttributeSet};
@@ -33,3 +34,4 @@ pub use library::{
     MAX_FACES_PER_IMAGE, MAX_LISTED_FACES, MAX_TOP_N, MultiFaceSearchResponse, Probe, ProbeFaceMatches, SearchFace,
     SearchRequest, SearchResponse, UpdateFaceRequest,
 };
+pub use quota::{CallCounts, Permit, ProjectQuota, QuotaConfig, Quotas, USAGE_FILE, Usage, action_named};
