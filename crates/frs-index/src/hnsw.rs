@@ -334,10 +334,16 @@ impl Graph {
         }
     }
 
-    /// Links every pending node, on `threads` threads (1 = this one).
-    pub(crate) fn link_pending(&mut self, space: Space<'_>, usable: &(impl Fn(u32) -> bool + Sync), threads: usize) {
+    /// Links the first `limit` pending nodes (by slot), on `threads` threads (1 = this one).
+    pub(crate) fn link_pending(
+        &mut self,
+        space: Space<'_>,
+        usable: &(impl Fn(u32) -> bool + Sync),
+        threads: usize,
+        limit: usize,
+    ) {
         let pending: Vec<u32> =
-            (0..self.levels.len() as u32).filter(|&n| self.levels[n as usize] == UNLINKED).collect();
+            (0..self.levels.len() as u32).filter(|&n| self.levels[n as usize] == UNLINKED).take(limit).collect();
         if pending.is_empty() {
             return;
         }
@@ -349,7 +355,7 @@ impl Graph {
                 top = Some((node, level));
             }
         }
-        self.unlinked = 0;
+        self.unlinked -= pending.len();
         let mut rest = pending;
         // A node above the current top level becomes the entry point first, alone.
         if let Some((node, level)) = top

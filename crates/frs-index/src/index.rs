@@ -583,10 +583,22 @@ impl FaceSetIndex {
     /// `docs/search-at-scale.md`'s build rate per thread), and ends deferral. No effect without a
     /// graph.
     pub fn build_graph(&mut self, threads: usize) {
-        let Some(Ann { graph, deferred, .. }) = &mut self.ann else { return };
+        self.build_graph_part(threads, usize::MAX);
+    }
+
+    /// Links at most `max_faces` pending faces (the oldest slots first), on `threads` threads, and
+    /// returns how many it linked; deferral ends once none is pending. Lets a caller build a large
+    /// set's graph in short steps under its write lock, so searches and writes go on in between
+    /// (exact until the last step). No effect without a graph.
+    pub fn build_graph_part(&mut self, threads: usize, max_faces: usize) -> usize {
+        let Some(Ann { graph, deferred, .. }) = &mut self.ann else { return 0 };
+        let before = graph.unlinked();
         let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
-        graph.link_pending(space, &|_| true, threads.max(1));
-        *deferred = false;
+        graph.link_pending(space, &|_| true, threads.max(1), max_faces);
+        if graph.unlinked() == 0 {
+            *deferred = false;
+        }
+        before - graph.unlinked()
     }
 
     /// Writes the graph (linked, live faces; links to removed faces dropped) in the versioned,

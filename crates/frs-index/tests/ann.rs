@@ -324,3 +324,46 @@ fn writers_and_readers_share_the_index_behind_a_rwlock() {
         assert_eq!(by_id[&hit.face_id], i);
     }
 }
+
+#[test]
+fn a_graph_built_in_steps_between_inserts_links_every_face_and_matches_exact_search() {
+    let dim = 16;
+    let settings = graph_settings(Precision::F32, 8);
+    let mut index = FaceSetIndex::with_settings(schema(), dim, settings);
+    index.defer_graph();
+    for i in 0..300 {
+        index.insert(entry(i, (i % 5) as i64), &unit(i as u64, dim)).expect("insert");
+    }
+    let mut next = 300;
+    let mut linked = 0;
+    while index.pending() > 0 {
+        assert_eq!(index.search_path(None), SearchPath::Exact, "exact while faces are pending");
+        if next < 360 {
+            // Writers go on between steps: deferred inserts only append.
+            index.insert(entry(next, 1), &unit(next as u64, dim)).expect("insert");
+            next += 1;
+        }
+        let before = index.pending();
+        let step = index.build_graph_part(2, 40);
+        assert!(step > 0 && step <= 40 && index.pending() == before - step, "{step} of {before}");
+        linked += step;
+    }
+    assert_eq!(linked, next);
+    assert_eq!(index.search_path(None), SearchPath::Graph);
+    assert_eq!(index.graph_unreachable(), 0);
+    // Deferral ended: the next insert is linked at once.
+    index.insert(entry(next, 2), &unit(next as u64, dim)).expect("insert");
+    assert_eq!(index.pending(), 0);
+    let mut exact = FaceSetIndex::new(schema(), dim);
+    for i in 0..=next {
+        let dept = if i < 300 {
+            (i % 5) as i64
+        } else if i < next {
+            1
+        } else {
+            2
+        };
+        exact.insert(entry(i, dept), &unit(i as u64, dim)).expect("insert");
+    }
+    assert_eq!(answers(&index, dim), answers(&exact, dim));
+}

@@ -5,37 +5,15 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use frs_service::{Action, AuditRecord, NO_ACCESS_KEY};
+use frs_service::{AuditRecord, NO_ACCESS_KEY};
 
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ErrorCode;
 use crate::middleware::REQUEST_ID_HEADER;
-
-/// The action a route performs, for the routes that map to one.
-pub(crate) fn action_of(method: &Method, route: &str) -> Option<Action> {
-    let action = match (method.as_str(), route) {
-        ("POST", "/v2/{project_id}/face-detect") => Action::DetectFace,
-        ("POST", "/v2/{project_id}/face-compare") => Action::CompareFace,
-        ("POST", "/v2/{project_id}/face-sets") => Action::CreateFaceSet,
-        ("GET", "/v2/{project_id}/face-sets") => Action::ListFaceSets,
-        ("GET", "/v2/{project_id}/face-sets/{face_set_name}") => Action::ShowFaceSet,
-        ("DELETE", "/v2/{project_id}/face-sets/{face_set_name}") => Action::DeleteFaceSet,
-        ("POST", "/v2/{project_id}/face-sets/{face_set_name}/faces") => Action::AddFaces,
-        ("GET", "/v2/{project_id}/face-sets/{face_set_name}/faces") => Action::ShowFaces,
-        ("PUT", "/v2/{project_id}/face-sets/{face_set_name}/faces") => Action::UpdateFace,
-        ("DELETE", "/v2/{project_id}/face-sets/{face_set_name}/faces")
-        | ("DELETE", "/v2/{project_id}/face-sets/{face_set_name}/faces/batch") => Action::DeleteFaces,
-        ("POST", "/v2/{project_id}/face-sets/{face_set_name}/search")
-        | ("POST", "/v2/{project_id}/face-sets/{face_set_name}/multi-face-search") => Action::SearchFace,
-        ("POST", crate::routes::tokens::TOKENS_PATH) => Action::CreateToken,
-        _ => return None,
-    };
-    Some(action)
-}
+use crate::routes::action_of;
 
 /// Records audited calls in the state's audit log, if it has one; any other request passes
 /// untouched. A record that cannot be written is logged as an error; the answer, already decided,
@@ -82,6 +60,9 @@ pub(crate) async fn record(State(state): State<AppState>, request: Request, next
 
 #[cfg(test)]
 mod tests {
+    use axum::http::Method;
+    use frs_service::Action;
+
     use super::*;
 
     #[test]

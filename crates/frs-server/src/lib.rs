@@ -1,6 +1,6 @@
 //! HTTP edge of frs: the Huawei Cloud FRS v2 routes over [`frs_service::FaceService`], request
 //! parsing (JSON and multipart), the one error table mapping every failure to an FRS code and HTTP
-//! status, request ids and logging, readiness, OpenAPI and graceful shutdown.
+//! status, request ids and logging, Prometheus metrics, readiness, OpenAPI and graceful shutdown.
 //!
 //! ```no_run
 //! # async fn run(service: frs_service::FaceService, library: frs_service::FaceLibrary) -> std::io::Result<()> {
@@ -17,6 +17,7 @@ mod auth;
 mod config;
 mod error;
 mod extract;
+mod metrics;
 mod middleware;
 mod openapi;
 pub mod routes;
@@ -33,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use auth::{AUTH_TOKEN_HEADER, AuthMethod, Authenticated, Authentication};
 pub use config::{DEFAULT_BODY_LIMIT_BYTES, ServerConfig};
 pub use error::{ApiError, ErrorBody, ErrorCode, INTERNAL_ERROR_MSG};
+pub use metrics::{Metrics, MetricsConfig};
 pub use middleware::{REQUEST_ID_HEADER, new_request_id};
 pub use openapi::{ApiDoc, openapi_json};
 pub use server::{serve, serve_on};
@@ -45,12 +47,23 @@ pub struct AppState {
     authentication: Authentication,
     body_limit: usize,
     audit: Option<AuditLog>,
+    metrics: Metrics,
 }
 
 impl AppState {
-    /// Wraps the use-cases, with the default body limit ([`DEFAULT_BODY_LIMIT_BYTES`]).
+    /// Wraps the use-cases, with the default body limit ([`DEFAULT_BODY_LIMIT_BYTES`]) and a
+    /// fresh metrics registry of HTTP metrics only ([`AppState::with_metrics`] shares one with
+    /// the engine).
     pub fn new(service: FaceService, library: FaceLibrary, authentication: Authentication) -> Self {
-        AppState { service, library, authentication, body_limit: DEFAULT_BODY_LIMIT_BYTES, audit: None }
+        let metrics = Metrics::new(&MetricsConfig::default());
+        AppState { service, library, authentication, body_limit: DEFAULT_BODY_LIMIT_BYTES, audit: None, metrics }
+    }
+
+    /// The same state recording into `metrics`, whose [`Metrics::observer`] the engine was
+    /// started with, so `GET /metrics` shows the stage timings too.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same state recording every audited call (face-set writes, tokens) in `log`; without it,
@@ -103,7 +116,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .route("/health", get(routes::health::get_health))
         .route("/ready", get(routes::health::get_ready))
-        .route("/openapi.json", get(get_openapi));
+        .route("/openapi.json", get(get_openapi))
+        .route("/metrics", get(metrics::get_metrics));
     with_edge(routes, state)
 }
 
@@ -111,12 +125,13 @@ pub fn router(state: AppState) -> Router {
 /// fallback is installed on the routes registered so far.
 fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = state.body_limit;
+    let metrics = state.metrics.clone();
     routes
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(metrics, middleware::request_context))
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .with_state(state)
 }

@@ -1,5 +1,5 @@
-//! Per-request plumbing: the `X-Request-Id` header, the one log line per request, and turning a
-//! handler panic into an FRS body.
+//! Per-request plumbing: the `X-Request-Id` header, the one log line and the metrics of each
+//! request, and turning a handler panic into an FRS body.
 
 use std::any::Any;
 use std::hash::{BuildHasher, RandomState};
@@ -7,13 +7,14 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::metrics::{self, Metrics};
 
 /// The response header carrying the request id (read by the Huawei Cloud SDKs).
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -32,26 +33,31 @@ pub fn new_request_id() -> String {
 }
 
 /// Outermost middleware: gives the request an id (in a span, so every log line of the request
-/// carries it), sets `X-Request-Id` on the response and logs one line per request with the
-/// route template (never the concrete path, body or query).
-pub async fn request_context(request: Request, next: Next) -> Response {
+/// carries it), sets `X-Request-Id` on the response, logs one line per request with the route
+/// template (never the concrete path, body or query) and counts it in `metrics` by operation.
+pub async fn request_context(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = new_request_id();
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map_or("<unmatched>", MatchedPath::as_str).to_owned();
+    let matched = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let operation = metrics::operation(&method, matched);
+    let route = matched.unwrap_or("<unmatched>").to_owned();
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let error_code = response.extensions().get::<ErrorCode>().map(|code| code.0);
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.record_request(operation, status, error_code, elapsed);
     span.in_scope(|| {
         tracing::info!(
             http.method = %method,
             http.route = %route,
-            http.status = response.status().as_u16(),
+            http.status = status,
             error.code = error_code,
-            duration_ms = started.elapsed().as_micros() as f64 / 1e3,
+            duration_ms = elapsed.as_micros() as f64 / 1e3,
             "request handled"
         );
     });

@@ -34,6 +34,7 @@ use crate::routes::{compare, detect, face_sets, faces, health, search, tokens};
         tokens::create_token,
         health::get_health,
         health::get_ready,
+        crate::metrics::get_metrics,
     ),
     components(schemas(
         ErrorBody,
@@ -59,7 +60,7 @@ use crate::routes::{compare, detect, face_sets, faces, health, search, tokens};
         (name = "auth", description = "Tokens for clients that do not sign requests. Every `/v2` request carries an \
             `X-Auth-Token` or an `SDK-HMAC-SHA256` AK/SK signature (`Authorization`, `X-Sdk-Date`); failures are \
             `APIG.0301` (401) or `FRS.0002` (403)."),
-        (name = "operations", description = "Liveness and readiness probes."),
+        (name = "operations", description = "Liveness and readiness probes, Prometheus metrics."),
     )
 )]
 pub struct ApiDoc;

@@ -1,15 +1,18 @@
 //! The inference gate: a fixed pool of worker threads, each owning its model sessions, fed by one
 //! bounded queue. Async callers never block a runtime thread; a full queue is `Overloaded` (429).
+//! The engine reports queueing and per-stage times (decode, detect, align, embed) to its
+//! [`Observer`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use frs_vision::{DecodeError, Face, Feature, ImageLimits, Pipeline, PipelineConfig, VisionError};
 use tokio::sync::oneshot;
 
-use crate::ServiceError;
+use crate::{NoObserver, Observer, ServiceError, Stage};
 
 /// How the inference pool is sized and what it runs.
 #[derive(Debug, Clone)]
@@ -30,17 +33,31 @@ enum Job {
     Features(Vec<u8>, usize, Reply<Vec<(Face, Feature)>>),
 }
 
+/// A job and when it entered the queue.
+struct Queued {
+    job: Job,
+    at: Instant,
+}
+
 /// A started inference pool.
 pub struct Engine {
-    jobs: Sender<Job>,
+    jobs: Sender<Queued>,
     ready_workers: Arc<AtomicUsize>,
     workers: usize,
+    observer: Arc<dyn Observer>,
 }
 
 impl Engine {
     /// Spawns the workers; each loads and warms up its models in the background.
     /// Jobs sent before then wait in the queue. A worker that fails to load logs the cause and exits.
     pub fn start(config: EngineConfig) -> Engine {
+        Engine::start_observed(config, Arc::new(NoObserver))
+    }
+
+    /// [`Engine::start`], reporting to `observer`: queue changes and waits, and per image the
+    /// decode, detect, align and embed times. The face library built on this engine reports its
+    /// search and store times to the same observer.
+    pub fn start_observed(config: EngineConfig, observer: Arc<dyn Observer>) -> Engine {
         let workers = config.workers.max(1);
         let (jobs, queue) = crossbeam_channel::bounded(config.queue_capacity);
         let ready_workers = Arc::new(AtomicUsize::new(0));
@@ -48,12 +65,18 @@ impl Engine {
             let queue = queue.clone();
             let config = config.clone();
             let ready = Arc::clone(&ready_workers);
+            let observer = Arc::clone(&observer);
             thread::Builder::new()
                 .name(format!("frs-infer-{index}"))
-                .spawn(move || run_worker(&config, &queue, &ready))
+                .spawn(move || run_worker(&config, &queue, &ready, observer.as_ref()))
                 .expect("spawning an inference thread");
         }
-        Engine { jobs, ready_workers, workers }
+        Engine { jobs, ready_workers, workers, observer }
+    }
+
+    /// Where this engine, and the library built on it, report their timings.
+    pub(crate) fn observer(&self) -> &Arc<dyn Observer> {
+        &self.observer
     }
 
     /// True once every worker has loaded and warmed up its models.
@@ -79,15 +102,20 @@ impl Engine {
 
     async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, ServiceError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.try_send(job(reply)).map_err(|e| match e {
-            TrySendError::Full(_) => ServiceError::Overloaded,
-            TrySendError::Disconnected(_) => ServiceError::Internal("no inference worker is running".into()),
+        // Counted before sending, so a worker's −1 never comes first.
+        self.observer.queue_changed(1);
+        self.jobs.try_send(Queued { job: job(reply), at: Instant::now() }).map_err(|e| {
+            self.observer.queue_changed(-1);
+            match e {
+                TrySendError::Full(_) => ServiceError::Overloaded,
+                TrySendError::Disconnected(_) => ServiceError::Internal("no inference worker is running".into()),
+            }
         })?;
         answer.await.map_err(|_| ServiceError::Internal("inference worker dropped a job".into()))?
     }
 }
 
-fn run_worker(config: &EngineConfig, queue: &Receiver<Job>, ready: &AtomicUsize) {
+fn run_worker(config: &EngineConfig, queue: &Receiver<Queued>, ready: &AtomicUsize, observer: &dyn Observer) {
     let mut pipeline = match Pipeline::new(&config.pipeline).and_then(|mut p| p.warm_up().map(|()| p)) {
         Ok(pipeline) => pipeline,
         Err(e) => {
@@ -95,21 +123,54 @@ fn run_worker(config: &EngineConfig, queue: &Receiver<Job>, ready: &AtomicUsize)
             return;
         }
     };
+    // The warm-up's times are not a request's.
+    pipeline.take_timings();
     ready.fetch_add(1, Ordering::Release);
-    for job in queue {
+    for Queued { job, at } in queue {
+        observer.queue_changed(-1);
+        observer.stage(Stage::Queue, at.elapsed());
+        // Stages are reported before the reply, so a caller's next metrics scrape includes them.
         match job {
             Job::Detect(bytes, reply) => {
-                let _ = reply.send(detect(&mut pipeline, &config.limits, &bytes));
+                let result = detect(&mut pipeline, &config.limits, &bytes, observer);
+                report_stages(&mut pipeline, observer);
+                let _ = reply.send(result);
             }
             Job::Features(bytes, max_faces, reply) => {
-                let _ = reply.send(face_features(&mut pipeline, &config.limits, &bytes, max_faces));
+                let result = face_features(&mut pipeline, &config.limits, &bytes, max_faces, observer);
+                report_stages(&mut pipeline, observer);
+                let _ = reply.send(result);
             }
         }
     }
 }
 
-fn detect(pipeline: &mut Pipeline, limits: &ImageLimits, bytes: &[u8]) -> Result<Vec<Face>, ServiceError> {
-    let image = frs_vision::decode_image(bytes, limits)?;
+/// Runs `work`, reporting its time as `stage`.
+fn timed<T>(observer: &dyn Observer, stage: Stage, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = work();
+    observer.stage(stage, started.elapsed());
+    result
+}
+
+/// Reports the pipeline stages the last job ran (a stage that did not run took no time).
+fn report_stages(pipeline: &mut Pipeline, observer: &dyn Observer) {
+    let t = pipeline.take_timings();
+    let detect = t.detect_preprocess + t.detect_model + t.detect_postprocess;
+    for (stage, elapsed) in [(Stage::Detect, detect), (Stage::Align, t.align), (Stage::Embed, t.embed_model)] {
+        if elapsed > Duration::ZERO {
+            observer.stage(stage, elapsed);
+        }
+    }
+}
+
+fn detect(
+    pipeline: &mut Pipeline,
+    limits: &ImageLimits,
+    bytes: &[u8],
+    observer: &dyn Observer,
+) -> Result<Vec<Face>, ServiceError> {
+    let image = timed(observer, Stage::Decode, || frs_vision::decode_image(bytes, limits))?;
     Ok(pipeline.detect(&image)?)
 }
 
@@ -118,8 +179,9 @@ fn face_features(
     limits: &ImageLimits,
     bytes: &[u8],
     max_faces: usize,
+    observer: &dyn Observer,
 ) -> Result<Vec<(Face, Feature)>, ServiceError> {
-    let image = frs_vision::decode_image(bytes, limits)?;
+    let image = timed(observer, Stage::Decode, || frs_vision::decode_image(bytes, limits))?;
     let mut faces = pipeline.detect(&image)?;
     faces.truncate(max_faces);
     if faces.is_empty() {

@@ -11,6 +11,7 @@ mod face;
 mod fetch;
 mod input;
 mod library;
+mod observer;
 mod quota;
 
 pub use access::{Action, Caller, Policy};
@@ -30,8 +31,9 @@ pub use fetch::{FetchPolicy, FetchPolicyError, ImageFetcher};
 pub use input::{ImageInput, MAX_IMAGE_BYTES};
 pub use library::{
     AddFacesRequest, CAPACITY_STEP, CreateFaceSetRequest, DeleteFaceSetResponse, DeleteFaces, FaceCountResponse,
-    FaceLibrary, FaceSetFace, FaceSetInfo, FaceSetResponse, FaceSetsResponse, FacesQuery, FacesResponse, LibraryLimits,
-    MAX_FACES_PER_IMAGE, MAX_LISTED_FACES, MAX_TOP_N, MultiFaceSearchResponse, Probe, ProbeFaceMatches, SearchFace,
-    SearchRequest, SearchResponse, UpdateFaceRequest,
+    FaceLibrary, FaceSetFace, FaceSetInfo, FaceSetResponse, FaceSetSize, FaceSetsResponse, FacesQuery, FacesResponse,
+    LibraryLimits, MAX_FACES_PER_IMAGE, MAX_LISTED_FACES, MAX_TOP_N, MultiFaceSearchResponse, Probe, ProbeFaceMatches,
+    SearchFace, SearchRequest, SearchResponse, UpdateFaceRequest,
 };
+pub use observer::{NoObserver, Observer, Stage};
 pub use quota::{CallCounts, Permit, ProjectQuota, QuotaConfig, Quotas, USAGE_FILE, Usage, action_named};

@@ -15,6 +15,7 @@ pub struct Config {
     pub inference: InferenceConfig,
     pub detector: DetectorSettings,
     pub server: frs_server::ServerConfig,
+    pub metrics: frs_server::MetricsConfig,
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub library: frs_service::LibraryLimits,

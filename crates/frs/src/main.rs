@@ -127,7 +127,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let engine = config.engine();
         tracing::info!(workers = engine.workers, models = %config.models.dir.display(), "starting inference workers");
-        let engine = Arc::new(Engine::start(engine));
+        let metrics = frs_server::Metrics::new(&config.metrics);
+        let engine = Arc::new(Engine::start_observed(engine, metrics.observer()));
         let fetcher = ImageFetcher::new(config.fetch.clone()).context("the [fetch] configuration")?;
         let library = FaceLibrary::load(Arc::new(store), Arc::clone(&engine), config.library.clone())
             .context("loading the face library")?
@@ -140,6 +141,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })?;
     Ok(())
 }
+            .with_metrics(metrics)
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {

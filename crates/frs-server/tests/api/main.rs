@@ -5,9 +5,11 @@
 //! Every test asserts the exact FRS code and HTTP status, and that `X-Request-Id` is present.
 //! `library` covers face sets, faces and search over an embedded store in a temporary directory;
 //! `url` covers `image_url` inputs against a local image server.
+//! `metrics` covers `GET /metrics` after real detect, add and search calls.
 
 mod auth;
 mod library;
+mod metrics;
 mod url;
 
 use std::io::{Cursor, Read, Write};

@@ -23,7 +23,7 @@ use frs_vision::{FEATURE_DIM, Face, Feature};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::{Action, BoundingBox, Caller, Engine, ImageFetcher, ServiceError};
+use crate::{Action, BoundingBox, Caller, Engine, ImageFetcher, ServiceError, Stage};
 
 pub use types::*;
 
@@ -168,10 +168,12 @@ impl FaceLibrary {
         };
         let store = Arc::clone(&self.inner.store);
         let stored = row.clone();
-        blocking(move || Ok::<_, ServiceError>(store.create_face_set(&stored))).await?.map_err(|e| match e {
-            StoreError::FaceSetExists => ServiceError::FaceSetExists(req.face_set_name.clone()),
-            other => other.into(),
-        })?;
+        blocking(self.timed(Stage::Store, move || Ok::<_, ServiceError>(store.create_face_set(&stored))))
+            .await?
+            .map_err(|e| match e {
+                StoreError::FaceSetExists => ServiceError::FaceSetExists(req.face_set_name.clone()),
+                other => other.into(),
+            })?;
         let set = Arc::new(FaceSet {
             index: RwLock::new(FaceSetIndex::new(schema.clone(), FEATURE_DIM)),
             schema,
@@ -214,7 +216,7 @@ impl FaceLibrary {
         let mut deleted = set.writer.lock().await;
         let store = Arc::clone(&self.inner.store);
         let id = set.row.id.clone();
-        blocking(move || store.delete_face_set(&id)).await?;
+        blocking(self.timed(Stage::Store, move || store.delete_face_set(&id))).await?;
         *deleted = true;
         write(&self.inner.sets).remove(&(project_id.to_owned(), name.to_owned()));
         Ok(DeleteFaceSetResponse { face_set_name: set.row.name.clone() })
@@ -286,7 +288,7 @@ impl FaceLibrary {
             .collect();
         let store = Arc::clone(&self.inner.store);
         let set_id = set.row.id.clone();
-        blocking(move || store.insert_faces(&set_id, &rows)).await?;
+        blocking(self.timed(Stage::Store, move || store.insert_faces(&set_id, &rows))).await?;
         let faces = {
             let mut index = write(&set.index);
             let mut faces = Vec::with_capacity(entries.len());
@@ -372,7 +374,7 @@ impl FaceLibrary {
         let store = Arc::clone(&self.inner.store);
         let set_id = set.row.id.clone();
         let stored_id = external_image_id.clone();
-        let found = blocking(move || {
+        let found = blocking(self.timed(Stage::Store, move || {
             store.update_face(&set_id, face_id.as_str(), stored_id.as_deref(), fields_json.as_deref())
         })
         .await?;
@@ -432,7 +434,10 @@ impl FaceLibrary {
         let store = Arc::clone(&self.inner.store);
         let set_id = set.row.id.clone();
         let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        blocking(move || store.delete_faces(&set_id, &names.iter().map(String::as_str).collect::<Vec<_>>())).await?;
+        blocking(self.timed(Stage::Store, move || {
+            store.delete_faces(&set_id, &names.iter().map(String::as_str).collect::<Vec<_>>())
+        }))
+        .await?;
         {
             let mut index = write(&set.index);
             for id in &ids {
@@ -468,7 +473,9 @@ impl FaceLibrary {
                 feature.to_vec()
             }
         };
-        let faces = blocking(move || Ok::<_, ServiceError>(query.run(&set, &[feature]).remove(0))).await?;
+        let faces =
+            blocking(self.timed(Stage::Search, move || Ok::<_, ServiceError>(query.run(&set, &[feature]).remove(0))))
+                .await?;
         Ok(SearchResponse { faces })
     }
 
@@ -493,7 +500,8 @@ impl FaceLibrary {
             return Err(ServiceError::NoFaceToSearch);
         }
         let features: Vec<Vec<f32>> = found.iter().map(|(_, feature)| feature.to_vec()).collect();
-        let matches = blocking(move || Ok::<_, ServiceError>(query.run(&set, &features))).await?;
+        let matches =
+            blocking(self.timed(Stage::Search, move || Ok::<_, ServiceError>(query.run(&set, &features)))).await?;
         let results = found
             .iter()
             .zip(matches)
@@ -513,7 +521,7 @@ impl FaceLibrary {
                 field_values: sum.field_values + usage.field_values,
                 columns: sum.columns + usage.columns,
             }
-        })
+        }))
     }
 
     fn find(&self, project_id: &str, name: &str) -> Result<Arc<FaceSet>, ServiceError> {
@@ -606,6 +614,29 @@ impl Query {
             .iter()
             .map(|probe| {
                 index
+    /// Every face set's project, name and face count, unordered (for metrics).
+    pub fn face_set_sizes(&self) -> Vec<FaceSetSize> {
+        read(&self.inner.sets)
+            .iter()
+            .map(|((project_id, face_set_name), set)| FaceSetSize {
+                project_id: project_id.clone(),
+                face_set_name: face_set_name.clone(),
+                faces: set.face_number(),
+            })
+            .collect()
+    }
+
+    /// `work` reporting its duration as `stage` to the engine's observer, for [`blocking`].
+    fn timed<T>(&self, stage: Stage, work: impl FnOnce() -> T + Send + 'static) -> impl FnOnce() -> T + Send + 'static {
+        let observer = Arc::clone(self.inner.engine.observer());
+        move || {
+            let started = Instant::now();
+            let result = work();
+            observer.stage(stage, started.elapsed());
+            result
+        }
+    }
+
                     .search(probe, &params)
                     .into_iter()
                     .filter_map(|Hit { face_id, cosine }| {
@@ -627,6 +658,14 @@ impl Query {
             })
             .collect()
     }
+/// One face set's size, as [`FaceLibrary::face_set_sizes`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaceSetSize {
+    pub project_id: String,
+    pub face_set_name: String,
+    pub faces: usize,
+}
+
 }
 
 fn load_face_set(store: &Store, row: FaceSetRow) -> Result<FaceSet, ServiceError> {
