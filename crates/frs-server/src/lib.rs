@@ -20,6 +20,7 @@ mod extract;
 mod metrics;
 mod middleware;
 mod openapi;
+mod quota;
 pub mod routes;
 mod server;
 
@@ -28,7 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use frs_service::{AuditLog, FaceLibrary, FaceService};
+use frs_service::{AuditLog, FaceLibrary, FaceService, Quotas};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{AUTH_TOKEN_HEADER, AuthMethod, Authenticated, Authentication};
@@ -48,6 +49,7 @@ pub struct AppState {
     body_limit: usize,
     audit: Option<AuditLog>,
     metrics: Metrics,
+    quotas: Quotas,
 }
 
 impl AppState {
@@ -56,7 +58,15 @@ impl AppState {
     /// the engine).
     pub fn new(service: FaceService, library: FaceLibrary, authentication: Authentication) -> Self {
         let metrics = Metrics::new(&MetricsConfig::default());
-        AppState { service, library, authentication, body_limit: DEFAULT_BODY_LIMIT_BYTES, audit: None, metrics }
+        AppState {
+            service,
+            library,
+            authentication,
+            body_limit: DEFAULT_BODY_LIMIT_BYTES,
+            audit: None,
+            metrics,
+            quotas: Quotas::default(),
+        }
     }
 
     /// The same state recording into `metrics`, whose [`Metrics::observer`] the engine was
@@ -70,6 +80,13 @@ impl AppState {
     /// nothing is audited.
     pub fn with_audit(mut self, log: AuditLog) -> Self {
         self.audit = Some(log);
+        self
+    }
+
+    /// The same state admitting API calls under `quotas` (rate limits and call quotas per project)
+    /// and counting them there; without it, nothing is limited and counts stay in memory.
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
         self
     }
 
@@ -112,7 +129,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/{project_id}/face-sets/{face_set_name}/search", post(routes::search::search_faces))
         .route("/v2/{project_id}/face-sets/{face_set_name}/multi-face-search", post(routes::search::multi_face_search))
         .route(routes::tokens::TOKENS_PATH, post(routes::tokens::create_token))
-        // Every route above is authenticated before its handler runs; the ones below are open.
+        // Every route above is authenticated, then admitted by its project's quota, before its
+        // handler runs; the ones below are open.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), quota::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .route("/health", get(routes::health::get_health))
         .route("/ready", get(routes::health::get_ready))

@@ -10,6 +10,7 @@
 mod auth;
 mod library;
 mod metrics;
+mod quota;
 mod url;
 
 use std::io::{Cursor, Read, Write};
