@@ -19,6 +19,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub library: frs_service::LibraryLimits,
+    /// Rate limits and call quotas per project (nothing limited by default; calls always counted).
+    pub quota: frs_service::QuotaConfig,
     /// Which `image_url`s may be fetched (nothing by default).
     pub fetch: frs_service::FetchPolicy,
 }
@@ -203,6 +205,23 @@ mod tests {
         assert!(bad.is_err());
         let config = Config::load(None, &serde_json::json!({"server": {"listen": "127.0.0.1:9"}})).expect("loads");
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:9");
+    }
+
+    #[test]
+    fn quota_action_names_are_checked_when_the_configuration_loads() {
+        let load = |toml: &str| {
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)).extract::<Config>()
+        };
+        let config =
+            load("[quota]\nrequests_per_second = 5\nmax_calls = { addFaces = 10 }\n[quota.projects.p1]\nburst = 20")
+                .expect("loads");
+        assert_eq!(config.quota.requests_per_second, 5.0);
+        assert_eq!(config.quota.max_calls.get("addFaces"), Some(&10));
+        assert_eq!(config.quota.projects["p1"].burst, Some(20));
+        let error = load("[quota]\nmax_calls = { addFace = 10 }").expect_err("an unknown action");
+        assert!(error.to_string().contains("addFaces"), "the message lists the actions: {error}");
+        assert!(load("[quota.projects.p1]\nmax_calls = { nope = 1 }").is_err());
+        assert!(load("[quota]\nrequests_per_second = -1").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod bench_library;
 mod config;
 mod eval;
 mod models;
+mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,6 +70,9 @@ enum Command {
     },
     /// Print audit records (face-set writes, tokens) as JSON lines, oldest first.
     Audit(auth::AuditArgs),
+    /// Print the calls counted per project and operation, with what is left of each quota, as JSON
+    /// lines (as of the running server's last save).
+    Usage(usage::UsageArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchLibrary(args) => bench_library::run(&config, &args)?,
         Command::Credentials { command } => auth::run_credentials(&config, command)?,
         Command::Audit(args) => auth::run_audit(&config, args)?,
+        Command::Usage(args) => usage::run(&config, args)?,
     }
     Ok(())
 }
@@ -123,6 +128,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         frs_store::Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let access = store.access();
     let authentication = auth::server_authentication(&config, &access)?;
+    let usage_file = data_dir.join(frs_service::USAGE_FILE);
+    let quotas = frs_service::Quotas::open(config.quota.clone(), usage_file.clone())
+        .with_context(|| format!("reading the quota usage counters {}", usage_file.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let engine = config.engine();
@@ -135,9 +143,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .with_fetcher(fetcher.clone());
         let service = FaceService::new(engine).with_fetcher(fetcher);
         let state = frs_server::AppState::new(service, library, authentication)
-            .with_audit(frs_service::AuditLog::new(access));
+            .with_audit(frs_service::AuditLog::new(access))
+            .with_quotas(quotas.clone());
+        let saver = tokio::spawn(quotas.clone().save_periodically());
         tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
-        Ok::<_, anyhow::Error>(frs_server::serve(config.server.clone(), state, shutdown_signal()).await?)
+        let served = frs_server::serve(config.server.clone(), state, shutdown_signal()).await;
+        // The counters are saved once no request can change them any more, even if serving failed.
+        saver.abort();
+        quotas.save().await.context("saving the quota usage counters")?;
+        Ok::<_, anyhow::Error>(served?)
     })?;
     Ok(())
 }
