@@ -143,6 +143,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .with_fetcher(fetcher.clone());
         let service = FaceService::new(engine).with_fetcher(fetcher);
         let state = frs_server::AppState::new(service, library, authentication)
+            .with_metrics(metrics)
             .with_audit(frs_service::AuditLog::new(access))
             .with_quotas(quotas.clone());
         let saver = tokio::spawn(quotas.clone().save_periodically());
@@ -155,7 +156,6 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })?;
     Ok(())
 }
-            .with_metrics(metrics)
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
