@@ -59,7 +59,8 @@ use crate::routes::{compare, detect, face_sets, faces, health, search, tokens};
         (name = "search", description = "1:N search (FRS §2.3) and the multi-face search extension."),
         (name = "auth", description = "Tokens for clients that do not sign requests. Every `/v2` request carries an \
             `X-Auth-Token` or an `SDK-HMAC-SHA256` AK/SK signature (`Authorization`, `X-Sdk-Date`); failures are \
-            `APIG.0301` (401) or `FRS.0002` (403)."),
+            `APIG.0301` (401) or `FRS.0002` (403). Then the credential's project's rate limit and call quotas \
+            (`[quota]`) admit the call: HTTP 429 `FRS.0033` with `Retry-After`, or `APIG.0308` once a quota is used up."),
         (name = "operations", description = "Liveness and readiness probes, Prometheus metrics."),
     )
 )]

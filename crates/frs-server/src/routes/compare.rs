@@ -68,7 +68,7 @@ pub enum CompareJsonRequest {
         (status = 200, description = "The faces used and their similarity.", body = CompareResponse),
         (status = 400, description = "Invalid input or no face (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0022`, `FRS.0501`).",
             body = ErrorBody),
-        (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),
+        (status = 429, description = "Queue full or project rate limit (`FRS.0033`, `Retry-After`); call quota used up (`APIG.0308`).", body = ErrorBody),
         (status = 500, description = "Internal error (`FRS.0018`).", body = ErrorBody),
     )
 )]

@@ -66,7 +66,7 @@ pub struct AddFacesByFileRequest {
         (status = 400, description = "Invalid input (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0022`), no such set (`FRS.0302`), \
             no face (`FRS.0404`).", body = ErrorBody),
         (status = 403, description = "The set is full (`FRS.0306`).", body = ErrorBody),
-        (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),
+        (status = 429, description = "Queue full or project rate limit (`FRS.0033`, `Retry-After`); call quota used up (`APIG.0308`).", body = ErrorBody),
         (status = 500, description = "Internal error (`FRS.0018`).", body = ErrorBody),
     )
 )]

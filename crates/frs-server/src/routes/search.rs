@@ -79,7 +79,7 @@ pub struct SearchByFileRequest {
         (status = 400, description = "Invalid input (`FRS.0010`–`FRS.0017`, `FRS.0021`, `FRS.0022`), bad filter (`FRS.0029`), \
             unknown return field (`FRS.0030`), bad sort (`FRS.0032`), no such set (`FRS.0302`), no face \
             (`FRS.0304`), unknown face_id (`FRS.0403`).", body = ErrorBody),
-        (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),
+        (status = 429, description = "Queue full or project rate limit (`FRS.0033`, `Retry-After`); call quota used up (`APIG.0308`).", body = ErrorBody),
         (status = 500, description = "Internal error (`FRS.0018`).", body = ErrorBody),
     )
 )]
@@ -110,7 +110,7 @@ pub async fn search_faces(
         (status = 200, description = "Per face of the probe image (largest first), its matches.",
             body = MultiFaceSearchResponse),
         (status = 400, description = "As search.", body = ErrorBody),
-        (status = 429, description = "Inference queue full (`FRS.0033`).", body = ErrorBody),
+        (status = 429, description = "Queue full or project rate limit (`FRS.0033`, `Retry-After`); call quota used up (`APIG.0308`).", body = ErrorBody),
         (status = 500, description = "Internal error (`FRS.0018`).", body = ErrorBody),
     )
 )]
