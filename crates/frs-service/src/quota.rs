@@ -317,11 +317,11 @@ impl Quotas {
             .projects
             .get_mut(project_id)
             .ok_or_else(|| ServiceError::Internal("a project's quota state vanished".into()))?;
-        if let Some(limit) = project.limits.max_calls[slot] {
-            if project.counts[slot].succeeded + project.in_flight[slot] >= limit {
-                project.counts[slot].quota_exhausted += 1;
-                return Err(ServiceError::QuotaExhausted { action: action.name(), limit });
-            }
+        if let Some(limit) = project.limits.max_calls[slot]
+            && project.counts[slot].succeeded + project.in_flight[slot] >= limit
+        {
+            project.counts[slot].quota_exhausted += 1;
+            return Err(ServiceError::QuotaExhausted { action: action.name(), limit });
         }
         if let Some((rps, burst)) = project.limits.rate {
             let elapsed = now.saturating_duration_since(project.refilled).as_secs_f64();
