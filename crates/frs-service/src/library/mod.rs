@@ -376,7 +376,7 @@ impl FaceLibrary {
         let stored_id = external_image_id.clone();
         let found = blocking(self.timed(Stage::Store, move || {
             store.update_face(&set_id, face_id.as_str(), stored_id.as_deref(), fields_json.as_deref())
-        })
+        }))
         .await?;
         if !found {
             return Err(ServiceError::Internal(format!("face {face_id} is in the index but not in the store")));
@@ -521,7 +521,30 @@ impl FaceLibrary {
                 field_values: sum.field_values + usage.field_values,
                 columns: sum.columns + usage.columns,
             }
-        }))
+        })
+    }
+
+    /// Every face set's project, name and face count, unordered (for metrics).
+    pub fn face_set_sizes(&self) -> Vec<FaceSetSize> {
+        read(&self.inner.sets)
+            .iter()
+            .map(|((project_id, face_set_name), set)| FaceSetSize {
+                project_id: project_id.clone(),
+                face_set_name: face_set_name.clone(),
+                faces: set.face_number(),
+            })
+            .collect()
+    }
+
+    /// `work` reporting its duration as `stage` to the engine's observer, for [`blocking`].
+    fn timed<T>(&self, stage: Stage, work: impl FnOnce() -> T + Send + 'static) -> impl FnOnce() -> T + Send + 'static {
+        let observer = Arc::clone(self.inner.engine.observer());
+        move || {
+            let started = Instant::now();
+            let result = work();
+            observer.stage(stage, started.elapsed());
+            result
+        }
     }
 
     fn find(&self, project_id: &str, name: &str) -> Result<Arc<FaceSet>, ServiceError> {
@@ -543,6 +566,14 @@ impl FaceLibrary {
             ))),
         }
     }
+}
+
+/// One face set's size, as [`FaceLibrary::face_set_sizes`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaceSetSize {
+    pub project_id: String,
+    pub face_set_name: String,
+    pub faces: usize,
 }
 
 /// The faces a delete removes, resolved against the index under the set's writer lock.
@@ -614,29 +645,6 @@ impl Query {
             .iter()
             .map(|probe| {
                 index
-    /// Every face set's project, name and face count, unordered (for metrics).
-    pub fn face_set_sizes(&self) -> Vec<FaceSetSize> {
-        read(&self.inner.sets)
-            .iter()
-            .map(|((project_id, face_set_name), set)| FaceSetSize {
-                project_id: project_id.clone(),
-                face_set_name: face_set_name.clone(),
-                faces: set.face_number(),
-            })
-            .collect()
-    }
-
-    /// `work` reporting its duration as `stage` to the engine's observer, for [`blocking`].
-    fn timed<T>(&self, stage: Stage, work: impl FnOnce() -> T + Send + 'static) -> impl FnOnce() -> T + Send + 'static {
-        let observer = Arc::clone(self.inner.engine.observer());
-        move || {
-            let started = Instant::now();
-            let result = work();
-            observer.stage(stage, started.elapsed());
-            result
-        }
-    }
-
                     .search(probe, &params)
                     .into_iter()
                     .filter_map(|Hit { face_id, cosine }| {
@@ -658,14 +666,6 @@ impl Query {
             })
             .collect()
     }
-/// One face set's size, as [`FaceLibrary::face_set_sizes`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FaceSetSize {
-    pub project_id: String,
-    pub face_set_name: String,
-    pub faces: usize,
-}
-
 }
 
 fn load_face_set(store: &Store, row: FaceSetRow) -> Result<FaceSet, ServiceError> {
