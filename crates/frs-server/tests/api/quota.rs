@@ -219,3 +219,25 @@ async fn the_authenticated_callers_project_is_charged() {
         CallCounts { succeeded: 1, quota_exhausted: 1, ..Default::default() }
     );
 }
+
+#[tokio::test]
+async fn concurrent_calls_never_pass_a_quota() {
+    wait_until_ready().await;
+    let quotas = Quotas::in_memory(quota(0.0, 0, &[("detectFace", 3)]));
+    let (limited, _) = states(quotas.clone());
+    let p = project();
+    let image = b64(&sample(1));
+    let calls = (0..8).map(|_| {
+        let request = json_post(&format!("/v2/{p}/face-detect"), &json!({"image_base64": image}));
+        tokio::spawn(send_to(limited.clone(), request))
+    });
+    let mut answered = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        answered.push(call.await.expect("the call ran").status);
+    }
+    let ok = answered.iter().filter(|status| **status == StatusCode::OK).count();
+    let refused = answered.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((ok, refused), (3, 5), "{answered:?}");
+    let counts = quotas.usage().projects[&p]["detectFace"];
+    assert_eq!(counts, CallCounts { succeeded: 3, quota_exhausted: 5, ..Default::default() });
+}
