@@ -19,6 +19,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub library: frs_service::LibraryLimits,
+    /// Feature precision and the HNSW graphs of large sets (`docs/search-at-scale.md`).
+    pub index: frs_service::IndexConfig,
     /// Rate limits and call quotas per project (nothing limited by default; calls always counted).
     pub quota: frs_service::QuotaConfig,
     /// Which `image_url`s may be fetched (nothing by default).

@@ -138,9 +138,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let metrics = frs_server::Metrics::new(&config.metrics);
         let engine = Arc::new(Engine::start_observed(engine, metrics.observer()));
         let fetcher = ImageFetcher::new(config.fetch.clone()).context("the [fetch] configuration")?;
-        let library = FaceLibrary::load(Arc::new(store), Arc::clone(&engine), config.library.clone())
-            .context("loading the face library")?
-            .with_fetcher(fetcher.clone());
+        let library = FaceLibrary::load_with_index(
+            Arc::new(store),
+            Arc::clone(&engine),
+            config.library.clone(),
+            config.index.clone(),
+        )
+        .context("loading the face library")?
+        .with_fetcher(fetcher.clone());
+        let graphs = library.clone();
         let service = FaceService::new(engine).with_fetcher(fetcher);
         let state = frs_server::AppState::new(service, library, authentication)
             .with_metrics(metrics)
@@ -149,9 +155,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let saver = tokio::spawn(quotas.clone().save_periodically());
         tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
         let served = frs_server::serve(config.server.clone(), state, shutdown_signal()).await;
-        // The counters are saved once no request can change them any more, even if serving failed.
+        // The counters and large sets' graphs are saved once no request can change them any more,
+        // even if serving failed.
         saver.abort();
+        let saved_graphs = tokio::task::spawn_blocking(move || graphs.shutdown()).await;
         quotas.save().await.context("saving the quota usage counters")?;
+        saved_graphs?;
         Ok::<_, anyhow::Error>(served?)
     })?;
     Ok(())

@@ -9,9 +9,11 @@
 //!   searchable or absent. A failed call changes nothing.
 //! - Cheap checks first: parameters and custom fields are validated before any inference.
 
+mod graphs;
 mod types;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +27,7 @@ use tokio::sync::Mutex;
 
 use crate::{Action, BoundingBox, Caller, Engine, ImageFetcher, ServiceError, Stage};
 
+pub use graphs::{FeaturePrecision, GRAPH_DIR, IndexConfig, IndexStatus};
 pub use types::*;
 
 /// Largest `offset + limit` of show faces (FRS §5.3).
@@ -59,6 +62,8 @@ struct FaceSet {
     index: RwLock<FaceSetIndex>,
     /// Serialises the writes of this set; `true` once the set is deleted.
     writer: Mutex<bool>,
+    /// The graph's file and save bookkeeping, for sets that keep a graph.
+    graph: Option<graphs::GraphState>,
 }
 
 impl FaceSet {
@@ -96,32 +101,94 @@ struct Inner {
     store: Arc<Store>,
     engine: Arc<Engine>,
     limits: LibraryLimits,
+    index: IndexConfig,
+    /// The store's directory, where graph files live (`graphs/<face_set_id>.hnsw`).
+    data_dir: PathBuf,
     sets: RwLock<HashMap<SetKey, Arc<FaceSet>>>,
     /// Serialises creating and deleting sets, so the per-project count check holds.
     catalog: Mutex<()>,
+    /// Background graph building and saving (a thread, when some set can keep a graph).
+    upkeep: Arc<graphs::Upkeep>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.upkeep.stop(false);
+    }
 }
 
 impl FaceLibrary {
-    /// Loads every face set of the store into memory. Blocking: call it before serving.
+    /// Loads every face set of the store into memory, with the default [`IndexConfig`] (exact
+    /// search for every set FRS's limits allow). Blocking: call it before serving.
     pub fn load(store: Arc<Store>, engine: Arc<Engine>, limits: LibraryLimits) -> Result<FaceLibrary, ServiceError> {
+        FaceLibrary::load_with_index(store, engine, limits, IndexConfig::default())
+    }
+
+    /// Loads every face set of the store into memory; sets whose capacity exceeds
+    /// [`IndexConfig::ann_min_capacity`] keep an HNSW graph, attached from its file in the data
+    /// directory. Faces the file does not name (or every face, without a usable file) are linked
+    /// at once when few, else by a background thread in short steps; searches are exact until
+    /// then. Blocking: call it before serving, and [`FaceLibrary::shutdown`] after.
+    pub fn load_with_index(
+        store: Arc<Store>,
+        engine: Arc<Engine>,
+        limits: LibraryLimits,
+        index: IndexConfig,
+    ) -> Result<FaceLibrary, ServiceError> {
         let started = Instant::now();
+        let data_dir = store.dir().to_path_buf();
         let mut sets = HashMap::new();
         let mut faces = 0;
+        let mut graphs = 0;
         for row in store.face_sets()? {
-            let set = load_face_set(&store, row)?;
+            let set = load_face_set(&store, row, &index, &data_dir)?;
             faces += set.face_number();
+            graphs += usize::from(set.graph.is_some());
             sets.insert((set.row.project_id.clone(), set.row.name.clone()), Arc::new(set));
         }
+        let ids: Vec<&str> = sets.values().map(|set| set.row.id.as_str()).collect();
+        graphs::remove_orphans(&data_dir, &ids);
         tracing::info!(
             face_sets = sets.len(),
             faces,
+            graphs,
             duration_ms = started.elapsed().as_millis() as u64,
             "face library loaded"
         );
-        Ok(FaceLibrary {
-            inner: Arc::new(Inner { store, engine, limits, sets: RwLock::new(sets), catalog: Mutex::new(()) }),
-            fetcher: ImageFetcher::default(),
-        })
+        let start_upkeep = graphs > 0 || index.graphs_possible(limits.max_face_set_capacity);
+        let inner = Arc::new(Inner {
+            store,
+            engine,
+            limits,
+            index,
+            data_dir,
+            sets: RwLock::new(sets),
+            catalog: Mutex::new(()),
+            upkeep: graphs::Upkeep::new(),
+        });
+        if start_upkeep {
+            inner.upkeep.start(Arc::downgrade(&inner));
+        }
+        Ok(FaceLibrary { inner, fetcher: ImageFetcher::default() })
+    }
+
+    /// Stops the background graph upkeep and saves every graph changed since its last save
+    /// (partly built ones included: a restart links only the rest). Blocking; call it once
+    /// serving has stopped. Searches and writes still work afterwards, without upkeep.
+    pub fn shutdown(&self) {
+        self.inner.upkeep.stop(true);
+        let sets: Vec<Arc<FaceSet>> = read(&self.inner.sets).values().cloned().collect();
+        for set in sets.iter().filter(|set| set.graph.as_ref().is_some_and(|g| g.dirty())) {
+            if let Err(e) = graphs::save_graph(set) {
+                tracing::error!(face_set.id = %set.row.id, error = %e, "saving the graph at shutdown failed");
+            }
+        }
+    }
+
+    /// How one face set's index stands (graph, pending faces, tombstones, file saved); for
+    /// operators' diagnostics and tests, no authorization.
+    pub fn index_status(&self, project_id: &str, name: &str) -> Result<IndexStatus, ServiceError> {
+        Ok(graphs::status(&*self.find(project_id, name)?))
     }
 
     /// The same library fetching `image_url` inputs with `fetcher`.
@@ -174,11 +241,15 @@ impl FaceLibrary {
                 StoreError::FaceSetExists => ServiceError::FaceSetExists(req.face_set_name.clone()),
                 other => other.into(),
             })?;
+        let settings = self.inner.index.settings_for(capacity);
+        let graph =
+            settings.ann.map(|_| graphs::GraphState::new(graphs::graph_path(&self.inner.data_dir, &row.id), true));
         let set = Arc::new(FaceSet {
-            index: RwLock::new(FaceSetIndex::new(schema.clone(), FEATURE_DIM)),
+            index: RwLock::new(FaceSetIndex::with_settings(schema.clone(), FEATURE_DIM, settings)),
             schema,
             row,
             writer: Mutex::new(false),
+            graph,
         });
         let face_set_info = set.info();
         write(&self.inner.sets).insert(key, set);
@@ -219,6 +290,16 @@ impl FaceLibrary {
         blocking(self.timed(Stage::Store, move || store.delete_face_set(&id))).await?;
         *deleted = true;
         write(&self.inner.sets).remove(&(project_id.to_owned(), name.to_owned()));
+        if set.graph.is_some() {
+            let removed = Arc::clone(&set);
+            blocking(move || {
+                if let Some(graph) = &removed.graph {
+                    graph.remove_file();
+                }
+                Ok::<_, ServiceError>(())
+            })
+            .await?;
+        }
         Ok(DeleteFaceSetResponse { face_set_name: set.row.name.clone() })
     }
 
@@ -295,6 +376,9 @@ impl FaceLibrary {
             for (entry, feature) in entries {
                 faces.push(set_face(&set.schema, &entry, None));
                 index.insert(entry, &feature).map_err(|e| ServiceError::Internal(format!("index out of step: {e}")))?;
+            }
+            if let Some(graph) = &set.graph {
+                graph.changed(faces.len());
             }
             faces
         };
@@ -443,6 +527,17 @@ impl FaceLibrary {
             for id in &ids {
                 index.remove(*id);
             }
+            if let Some(graph) = &set.graph {
+                graph.changed(ids.len());
+            }
+        }
+        if set.graph.is_some() {
+            let compacted = Arc::clone(&set);
+            blocking(move || {
+                graphs::compact_if_sparse(&compacted);
+                Ok::<_, ServiceError>(())
+            })
+            .await?;
         }
         drop(deleted);
         Ok(set.counted(ids.len()))
@@ -668,12 +763,20 @@ impl Query {
     }
 }
 
-fn load_face_set(store: &Store, row: FaceSetRow) -> Result<FaceSet, ServiceError> {
+fn load_face_set(
+    store: &Store,
+    row: FaceSetRow,
+    config: &IndexConfig,
+    data_dir: &std::path::Path,
+) -> Result<FaceSet, ServiceError> {
     let corrupt = |what: String| ServiceError::Internal(format!("face set {} ({}): {what}", row.name, row.id));
     let schema_json: Value = serde_json::from_str(&row.schema_json).map_err(|e| corrupt(format!("schema: {e}")))?;
     let schema = Schema::parse(&schema_json).map_err(|e| corrupt(format!("schema: {e}")))?;
-    let mut index = FaceSetIndex::new(schema.clone(), FEATURE_DIM);
+    let settings = config.settings_for(row.capacity);
+    let mut index = FaceSetIndex::with_settings(schema.clone(), FEATURE_DIM, settings);
     index.reserve(store.count_faces(&row.id)?);
+    // Faces stream in without graph work; the saved graph is attached afterwards.
+    index.defer_graph();
     let mut failure = None;
     store.for_each_face(&row.id, |face| {
         if failure.is_none()
@@ -685,7 +788,9 @@ fn load_face_set(store: &Store, row: FaceSetRow) -> Result<FaceSet, ServiceError
     if let Some(e) = failure {
         return Err(corrupt(e));
     }
-    Ok(FaceSet { row, schema, index: RwLock::new(index), writer: Mutex::new(false) })
+    let graph =
+        settings.ann.map(|_| graphs::attach_graph(&mut index, graphs::graph_path(data_dir, &row.id), &row.id, config));
+    Ok(FaceSet { row, schema, index: RwLock::new(index), writer: Mutex::new(false), graph })
 }
 
 fn load_face(schema: &Schema, index: &mut FaceSetIndex, row: FaceRow) -> Result<(), String> {
