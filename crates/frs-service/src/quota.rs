@@ -385,10 +385,10 @@ impl Quotas {
             return Ok(());
         };
         let mut saved = lock(&self.inner.saved);
-        let (changes, usage) = self.snapshot();
-        if changes == *saved && path.exists() {
+        if lock(&self.inner.state).changes == *saved && path.exists() {
             return Ok(());
         }
+        let (changes, usage) = self.snapshot();
         let json = serde_json::to_vec_pretty(&usage).map_err(std::io::Error::other)?;
         let temporary = path.with_extension("json.tmp");
         {
@@ -609,6 +609,23 @@ mod tests {
         assert_eq!(counts, CallCounts { succeeded: 3, failed: 1, rate_limited: 0, quota_exhausted: 1 });
         std::fs::write(&path, "{not json").expect("write");
         assert!(Quotas::open(QuotaConfig::default(), path).is_err(), "a damaged file is not silently reset");
+    }
+
+    #[test]
+    fn the_file_is_written_only_when_something_changed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join(USAGE_FILE);
+        let quotas = Quotas::open(QuotaConfig::default(), path.clone()).expect("opens");
+        quotas.admit("p", Action::DetectFace).expect("admitted").finish(true);
+        quotas.save_blocking().expect("saved");
+        let marker = Usage { format: USAGE_FORMAT, ..Usage::default() };
+        std::fs::write(&path, serde_json::to_vec(&marker).expect("json")).expect("write");
+        quotas.save_blocking().expect("nothing to save");
+        assert_eq!(Usage::read(&path).expect("reads"), marker, "an unchanged state is not written again");
+        quotas.admit("p", Action::DetectFace).expect("admitted").finish(false);
+        quotas.save_blocking().expect("saved");
+        let counts = Usage::read(&path).expect("reads").projects["p"]["detectFace"];
+        assert_eq!(counts, CallCounts { succeeded: 1, failed: 1, ..Default::default() });
     }
 
     #[test]
