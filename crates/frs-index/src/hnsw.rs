@@ -374,18 +374,20 @@ impl Graph {
         let max_level = self.max_level;
         let this = &*self;
         let next = AtomicUsize::new(0);
+        // Small batches (a stepwise build links a few dozen nodes at a time) still use every thread.
+        let chunk = BUILD_CHUNK.min(rest.len().div_ceil(2 * threads.max(1))).max(1);
         let work = |scratch: &mut Scratch| {
             loop {
-                let start = next.fetch_add(BUILD_CHUNK, Atomic::Relaxed);
+                let start = next.fetch_add(chunk, Atomic::Relaxed);
                 if start >= rest.len() {
                     break;
                 }
-                for &node in &rest[start..(start + BUILD_CHUNK).min(rest.len())] {
+                for &node in &rest[start..(start + chunk).min(rest.len())] {
                     this.link(space, node, entry, max_level, usable, scratch);
                 }
             }
         };
-        if threads <= 1 || rest.len() < 4 * BUILD_CHUNK {
+        if threads <= 1 || rest.len() < 2 * threads {
             let mut scratch = this.take_scratch();
             work(&mut scratch);
             this.give_scratch(scratch);
@@ -393,8 +395,9 @@ impl Graph {
             std::thread::scope(|scope| {
                 for _ in 0..threads {
                     scope.spawn(|| {
-                        let mut scratch = Scratch::default();
+                        let mut scratch = this.take_scratch();
                         work(&mut scratch);
+                        this.give_scratch(scratch);
                     });
                 }
             });

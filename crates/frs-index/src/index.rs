@@ -597,6 +597,9 @@ impl FaceSetIndex {
         graph.link_pending(space, &|_| true, threads.max(1), max_faces);
         if graph.unlinked() == 0 {
             *deferred = false;
+            // Nodes linked at the same time on several threads can each drop the other's last
+            // in-link: the finished graph re-links any node its entry point cannot reach.
+            graph.relink_unreachable(space);
         }
         before - graph.unlinked()
     }
