@@ -65,11 +65,11 @@ pub fn operation(method: &Method, route: Option<&str>) -> &'static str {
     let Some(route) = route else {
         return UNMATCHED;
     };
-    let method = if method == Method::HEAD { &Method::GET } else { method };
     if let Some(action) = crate::routes::action_of(method, route) {
         return action.name();
     }
-    match (method.as_str(), route) {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    match (method, route) {
         ("GET", "/health") => "health",
         ("GET", "/ready") => "ready",
         ("GET", "/openapi.json") => "openapi",

@@ -7,7 +7,6 @@
 //! route table ([`action_of`]). Routes without a project or an action pass uncounted.
 
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use frs_service::Caller;
@@ -20,9 +19,8 @@ use crate::routes::action_of;
 /// (`FRS.0033` with `Retry-After`, `APIG.0308`) without running it, or runs it and records
 /// whether it succeeded (2xx).
 pub(crate) async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // HEAD runs the GET handler, so it is the GET operation.
-    let method = if request.method() == Method::HEAD { &Method::GET } else { request.method() };
-    let action = request.extensions().get::<MatchedPath>().and_then(|route| action_of(method, route.as_str()));
+    let action =
+        request.extensions().get::<MatchedPath>().and_then(|route| action_of(request.method(), route.as_str()));
     let Some(action) = action else {
         return next.run(request).await;
     };

@@ -13,9 +13,11 @@ use axum::http::Method;
 use frs_service::Action;
 
 /// The action a route performs, for the routes that map to one: the one table from route to
-/// [`Action`] that audit, metrics and quotas share. `route` is axum's `MatchedPath` template.
+/// [`Action`] that audit, metrics and quotas share. `route` is axum's `MatchedPath` template;
+/// `HEAD` runs the `GET` handler, so it is the `GET` route's action.
 pub(crate) fn action_of(method: &Method, route: &str) -> Option<Action> {
-    let action = match (method.as_str(), route) {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    let action = match (method, route) {
         ("POST", "/v2/{project_id}/face-detect") => Action::DetectFace,
         ("POST", "/v2/{project_id}/face-compare") => Action::CompareFace,
         ("POST", "/v2/{project_id}/face-sets") => Action::CreateFaceSet,
