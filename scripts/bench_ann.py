@@ -5,7 +5,7 @@ one search thread each: the side-by-side figures of docs/search-at-scale.md.
     FRS_ANN_EXPORT=.cache/ann-1m.bin FRS_ANN_SECTIONS=recall FRS_ANN_PRECISION=f32 \\
         cargo bench -p frs-index --bench ann           # writes the file (vectors, probes, exact top-10s)
     python3 scripts/bench_ann.py .cache/ann-1m.bin [--m 16] [--efc 100] [--ef 16,32,64,96,128,256]
-        [--build-threads 2] [--libs faiss-flat,faiss-hnsw,hnswlib,usearch] [--filters]
+        [--build-threads 2] [--libs faiss-flat,faiss-hnsw,hnswlib,usearch] [--filters] [--probes N]
 
 Each probe is searched alone (a 1 x dim batch), as one frs search request is, on one thread
 (`faiss.omp_set_num_threads(1)`, `num_threads=1`, `threads=1`); latency is wall time around that call.
@@ -121,6 +121,7 @@ def main():
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--libs", default="faiss-flat,faiss-hnsw,hnswlib,usearch")
     parser.add_argument("--filters", action="store_true")
+    parser.add_argument("--probes", type=int, default=0, help="only the first N probes (0: all)")
     args = parser.parse_args()
     reexec_in_venv("bench_ann.py", VENV, PACKAGES, ready)
 
@@ -132,6 +133,9 @@ def main():
 
     global COSINES, SAME
     data, queries, dept, truth, identity, query_identity = load(args.export)
+    if args.probes:
+        # The first N probes are the ones `FRS_ANN_QUERIES=N` gives frs (same generator order).
+        queries, truth, query_identity = queries[: args.probes], truth[:, : args.probes], query_identity[: args.probes]
     SAME = [
         {int(r) for r in row if r != 0xFFFFFFFF and q != 0xFFFFFFFF and identity[r] == q}
         for row, q in zip(truth[0], query_identity)
