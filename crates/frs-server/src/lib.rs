@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     /// A state whose engine never loads (no models): enough for routes that do not infer.
-    fn state_without_models() -> AppState {
+    pub(crate) fn state_without_models() -> AppState {
         let engine = Engine::start(EngineConfig {
             pipeline: PipelineConfig {
                 models: ModelPaths::in_dir("/nonexistent/frs-models"),

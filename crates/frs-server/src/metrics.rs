@@ -382,40 +382,20 @@ mod tests {
 /// `cargo test -p frs-server --release --lib metrics::overhead -- --ignored --nocapture`.
 #[cfg(test)]
 mod overhead {
-    use std::sync::Arc;
     use std::time::Instant;
 
     use axum::body::Body;
     use axum::http::Request;
-    use frs_service::{Engine, EngineConfig, FaceService, LibraryLimits};
-    use frs_vision::{ModelPaths, PipelineConfig};
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{Authentication, router};
-
-    fn state() -> AppState {
-        let engine = Arc::new(Engine::start(EngineConfig {
-            pipeline: PipelineConfig {
-                models: ModelPaths::in_dir("/nonexistent/frs-models"),
-                detector: Default::default(),
-                threads: 1,
-            },
-            limits: Default::default(),
-            workers: 1,
-            queue_capacity: 1,
-        }));
-        let dir = tempfile::tempdir().expect("a temporary directory").keep();
-        let store = Arc::new(frs_store::Store::open(&dir).expect("opening the store"));
-        let library = FaceLibrary::load(store, Arc::clone(&engine), LibraryLimits::default()).expect("library");
-        AppState::new(FaceService::new(engine), library, Authentication::Disabled)
-    }
+    use crate::router;
 
     #[tokio::test(flavor = "current_thread")]
     #[ignore = "a measurement: run with --release --ignored --nocapture"]
     async fn metrics_overhead_per_request() {
         const N: u32 = 200_000;
-        let state = state();
+        let state = crate::tests::state_without_models();
         let metrics = state.metrics.clone();
         let app = router(state);
         let health = || Request::get("/health").body(Body::empty()).expect("request");

@@ -66,18 +66,21 @@ fn state() -> AppState {
 /// The shared engine (one worker).
 fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    Arc::clone(ENGINE.get_or_init(|| {
-        Arc::new(Engine::start(EngineConfig {
-            pipeline: PipelineConfig {
-                models: ModelPaths::in_dir(repo_root().join("assets/models")),
-                detector: Default::default(),
-                threads: 1,
-            },
-            limits: Default::default(),
-            workers: 1,
-            queue_capacity: 64,
-        }))
-    }))
+    Arc::clone(ENGINE.get_or_init(|| Arc::new(Engine::start(engine_config(64)))))
+}
+
+/// One worker of one thread on the real models, with a queue of `queue_capacity` jobs.
+fn engine_config(queue_capacity: usize) -> EngineConfig {
+    EngineConfig {
+        pipeline: PipelineConfig {
+            models: ModelPaths::in_dir(repo_root().join("assets/models")),
+            detector: Default::default(),
+            threads: 1,
+        },
+        limits: Default::default(),
+        workers: 1,
+        queue_capacity,
+    }
 }
 
 /// A new empty data directory that outlives the test (removed with the OS's temp files).

@@ -12,19 +12,7 @@ const SET: &str = "metricsset9c1d";
 
 /// A state whose own engine reports to `metrics` (the shared engine reports nowhere).
 fn observed_state(metrics: &Metrics) -> AppState {
-    let engine = Arc::new(Engine::start_observed(
-        EngineConfig {
-            pipeline: PipelineConfig {
-                models: ModelPaths::in_dir(repo_root().join("assets/models")),
-                detector: Default::default(),
-                threads: 1,
-            },
-            limits: Default::default(),
-            workers: 1,
-            queue_capacity: 8,
-        },
-        metrics.observer(),
-    ));
+    let engine = Arc::new(Engine::start_observed(engine_config(8), metrics.observer()));
     let store = frs_store::Store::open(&temp_data_dir()).expect("opening the store");
     let library = FaceLibrary::load(Arc::new(store), Arc::clone(&engine), LibraryLimits::default()).expect("library");
     AppState::new(FaceService::new(engine), library, Authentication::Disabled).with_metrics(metrics.clone())
