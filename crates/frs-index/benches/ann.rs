@@ -33,6 +33,10 @@ use frs_index::{
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use common::{gaussian, normalise, random_unit};
+
+mod common;
+
 const DIM: usize = 128;
 /// Weight of the direction all faces share (impostor cosines average ~0.09, as LFW's).
 const COMMON: f32 = 0.42;
@@ -181,13 +185,13 @@ struct Data {
 impl Data {
     fn generate(n: usize, queries: usize, seed: u64) -> Data {
         let mut rng = StdRng::seed_from_u64(seed);
-        let common = random_unit(&mut rng);
+        let common = random_unit(&mut rng, DIM);
         let mut centres = Vec::new();
         let mut features = Vec::with_capacity(n * DIM);
         let mut identity_of = Vec::with_capacity(n);
         let mut identities = 0;
         while identity_of.len() < n {
-            let centre = random_unit(&mut rng);
+            let centre = random_unit(&mut rng, DIM);
             let photos = rng.random_range(1..=9usize).min(n - identity_of.len());
             for _ in 0..photos {
                 features.extend(photo(&mut rng, &common, &centre));
@@ -212,7 +216,7 @@ impl Data {
         let mut query_identity = Vec::with_capacity(queries);
         for _ in 0..queries {
             if rng.random_range(0..10) == 0 {
-                let stranger = random_unit(&mut rng);
+                let stranger = random_unit(&mut rng, DIM);
                 probes.push(photo(&mut rng, &common, &stranger));
                 query_identity.push(u32::MAX);
             } else {
@@ -244,22 +248,6 @@ impl Data {
 
 fn schema() -> Schema {
     Schema::parse(&serde_json::json!({"dept": {"type": "integer"}})).expect("schema")
-}
-
-fn gaussian(rng: &mut StdRng) -> f32 {
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random_range(0.0..1.0);
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-}
-
-fn normalise(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
-
-fn random_unit(rng: &mut StdRng) -> Vec<f32> {
-    normalise((0..DIM).map(|_| gaussian(rng)).collect())
 }
 
 /// One photo: `normalise(COMMON·common + centre + NOISE·ε)`, ε ~ N(0, I/DIM).

@@ -15,6 +15,10 @@ use frs_index::{
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use common::{gaussian, normalise, random_unit};
+
+mod common;
+
 const FACES: usize = 100_000;
 const DIM: usize = 128;
 const QUERIES: usize = 200;
@@ -197,7 +201,7 @@ impl Data {
         let identities = if clustered { IDENTITIES.min(faces / 10).max(1) } else { 0 };
         let mut centres = Vec::with_capacity(identities * DIM);
         for _ in 0..identities {
-            centres.extend(random_unit(rng));
+            centres.extend(random_unit(rng, DIM));
         }
         let names: Vec<String> = (0..faces / 10 + 1).map(|i| format!("person_{i}")).collect();
         let mut features = Vec::with_capacity(faces * DIM);
@@ -206,7 +210,7 @@ impl Data {
             if clustered {
                 features.extend(noisy(rng, &centres[(i / 10) * DIM..(i / 10 + 1) * DIM]));
             } else {
-                features.extend(random_unit(rng));
+                features.extend(random_unit(rng, DIM));
             }
             rows.push((FaceId::random(), rng.random_range(0..100), 1_600_000_000 + rng.random_range(0..100_000_000)));
         }
@@ -237,7 +241,7 @@ impl Data {
             let identity = rng.random_range(0..self.centres.len() / DIM);
             noisy(rng, &self.centres[identity * DIM..(identity + 1) * DIM])
         } else {
-            random_unit(rng)
+            random_unit(rng, DIM)
         }
     }
 }
@@ -284,23 +288,6 @@ fn measure(
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn gaussian(rng: &mut StdRng) -> f32 {
-    // Box–Muller.
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random_range(0.0..1.0);
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-}
-
-fn normalise(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
-
-fn random_unit(rng: &mut StdRng) -> Vec<f32> {
-    normalise((0..DIM).map(|_| gaussian(rng)).collect())
 }
 
 /// A sample of an identity: its centre plus noise of about the centre's own length, so same-identity

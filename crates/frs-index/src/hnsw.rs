@@ -638,7 +638,12 @@ impl Graph {
 
     /// Linked nodes layer 0 does not reach from the entry point (a consistency check for tests).
     pub(crate) fn unreachable(&self) -> usize {
-        let Some(entry) = self.entry else { return 0 };
+        self.unreached().len()
+    }
+
+    /// The linked nodes layer 0 does not reach from the entry point, in node order.
+    fn unreached(&self) -> Vec<u32> {
+        let Some(entry) = self.entry else { return Vec::new() };
         let mut reached = vec![false; self.len()];
         reached[entry as usize] = true;
         let mut stack = vec![entry];
@@ -651,7 +656,7 @@ impl Graph {
                 }
             }
         }
-        (0..self.len()).filter(|&n| self.levels[n] != UNLINKED && !reached[n]).count()
+        (0..self.len() as u32).filter(|&n| self.levels[n as usize] != UNLINKED && !reached[n as usize]).collect()
     }
 
     /// Re-links every linked node that layer 0 does not reach from the entry point (no search could
@@ -659,21 +664,7 @@ impl Graph {
     /// cleared and it is inserted again at its level. Returns how many were re-linked.
     pub(crate) fn relink_unreachable(&mut self, space: Space<'_>) -> usize {
         let Some(entry) = self.entry else { return 0 };
-        let nodes = self.len();
-        let mut reached = vec![false; nodes];
-        reached[entry as usize] = true;
-        let mut stack = vec![entry];
-        let mut buf = Vec::new();
-        while let Some(n) = stack.pop() {
-            self.read_links(n, 0, &mut buf);
-            for &l in &buf {
-                if !std::mem::replace(&mut reached[l as usize], true) {
-                    stack.push(l);
-                }
-            }
-        }
-        let lost: Vec<u32> =
-            (0..nodes as u32).filter(|&n| self.levels[n as usize] != UNLINKED && !reached[n as usize]).collect();
+        let lost = self.unreached();
         let mut scratch = self.take_scratch();
         for &n in &lost {
             for layer in 0..=self.levels[n as usize] {

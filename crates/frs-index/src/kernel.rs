@@ -78,21 +78,7 @@ impl Kernel {
     pub(crate) fn dot_f16(self, query: &[f32], row: &[u16]) -> f32 {
         debug_assert_eq!(query.len(), row.len());
         match self {
-            Kernel::Portable => {
-                let mut widened = [0.0f32; WIDEN];
-                let mut sum = [0.0f32; 4];
-                for (q, r) in query.chunks(WIDEN).zip(row.chunks(WIDEN)) {
-                    let w = &mut widened[..r.len()];
-                    for (w, &h) in w.iter_mut().zip(r) {
-                        *w = f16_to_f32(h);
-                    }
-                    let p = partial::<4>(q, w);
-                    for j in 0..4 {
-                        sum[j] += p[j];
-                    }
-                }
-                finish(sum)
-            }
+            Kernel::Portable => widened_dot(query, row, |&h| f16_to_f32(h)),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma(token) => token.dot_f16(query, row),
         }
@@ -104,21 +90,7 @@ impl Kernel {
     pub(crate) fn dot_i8(self, query: &[f32], row: &[i8]) -> f32 {
         debug_assert_eq!(query.len(), row.len());
         match self {
-            Kernel::Portable => {
-                let mut widened = [0.0f32; WIDEN];
-                let mut sum = [0.0f32; 4];
-                for (q, r) in query.chunks(WIDEN).zip(row.chunks(WIDEN)) {
-                    let w = &mut widened[..r.len()];
-                    for (w, &c) in w.iter_mut().zip(r) {
-                        *w = f32::from(c);
-                    }
-                    let p = partial::<4>(q, w);
-                    for j in 0..4 {
-                        sum[j] += p[j];
-                    }
-                }
-                finish(sum)
-            }
+            Kernel::Portable => widened_dot(query, row, |&c| f32::from(c)),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma(token) => token.dot_i8(query, row),
         }
@@ -137,6 +109,24 @@ impl Kernel {
 
 /// Elements widened at a time by the portable compact-vector dots.
 const WIDEN: usize = 64;
+
+/// The portable `query · row` of a compact row: `WIDEN` elements at a time widened to `f32` by
+/// `widen`, then the same 4-lane partial sums as the `f32` dot.
+fn widened_dot<T>(query: &[f32], row: &[T], widen: impl Fn(&T) -> f32) -> f32 {
+    let mut widened = [0.0f32; WIDEN];
+    let mut sum = [0.0f32; 4];
+    for (q, r) in query.chunks(WIDEN).zip(row.chunks(WIDEN)) {
+        let w = &mut widened[..r.len()];
+        for (w, x) in w.iter_mut().zip(r) {
+            *w = widen(x);
+        }
+        let p = partial::<4>(q, w);
+        for j in 0..4 {
+            sum[j] += p[j];
+        }
+    }
+    finish(sum)
+}
 
 /// The `f32` value of an IEEE 754 binary16 bit pattern (exact: every half is an `f32`).
 pub(crate) fn f16_to_f32(h: u16) -> f32 {
