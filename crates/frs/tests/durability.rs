@@ -12,11 +12,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -24,6 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
+
+use common::{Server, repo_root};
+
+mod common;
 
 const PROJECT: &str = "durability";
 const SET: &str = "s";
@@ -36,7 +38,6 @@ const IMAGES: usize = 6;
 /// Every third add of a client (its first included) adds every face of the image, the others only
 /// the largest one.
 const MULTI_EVERY: u64 = 3;
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a round may take to reach its acknowledged adds.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -48,7 +49,7 @@ fn acknowledged_faces_survive_sigkill_and_nothing_else_does() {
     let images = sample_images();
     let scratch = Scratch::new();
     let data_dir = scratch.path.join("data");
-    let mut server = Server::start(&scratch, &data_dir);
+    let mut server = Server::start(scratch.new_log(), &data_dir, &[("FRS__AUTH__ENABLED", "false")]);
 
     let (status, body) = call(
         server.port,
@@ -87,7 +88,7 @@ fn acknowledged_faces_survive_sigkill_and_nothing_else_does() {
         check_round_outcomes(&sent, &faces_per_image);
         records.extend(sent);
 
-        server = Server::start(&scratch, &data_dir);
+        server = Server::start(scratch.new_log(), &data_dir, &[("FRS__AUTH__ENABLED", "false")]);
         let report = verify(server.port, &records, &faces_per_image);
         println!(
             "round {round}: killed after {target}+ acknowledged adds ({streamed:.1?} of streaming); {report}; \
@@ -128,7 +129,7 @@ fn acknowledged_faces_survive_sigkill_and_nothing_else_does() {
         problems.push(format!("search by an enrolled image: best similarity {best}: {body}"));
     }
     report_problems("after the restarts", &problems);
-    server.kill();
+    kill(&mut server);
     println!("durability test took {:.1?}", started.elapsed());
 }
 
@@ -190,7 +191,7 @@ fn stream_then_kill(server: &mut Server, images: &Arc<Vec<String>>, round: usize
     // A random phase, so the kill falls anywhere in the adds in flight: inference, commit or answer.
     thread::sleep(Duration::from_micros(nanos() % 40_000));
     state.killed.store(true, Ordering::SeqCst);
-    server.kill();
+    kill(server);
     let mut records = Vec::new();
     for client in clients {
         records.extend(client.join().expect("a client thread panicked"));
@@ -469,10 +470,6 @@ fn str_of(value: &Value) -> &str {
 // ---------------------------------------------------------------------------------------------
 // The server process
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The sample photos, base64-encoded; fails without them or the models.
 fn sample_images() -> Vec<String> {
     let models = repo_root().join("assets/models");
@@ -526,60 +523,10 @@ impl Drop for Scratch {
     }
 }
 
-/// A running `frs serve`; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the server on a free port and waits until `/ready` answers 200.
-    fn start(scratch: &Scratch, data_dir: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let log = scratch.new_log();
-        let stderr = File::create(&log).expect("creating the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_frs"))
-            .current_dir(repo_root())
-            .env("FRS__AUTH__ENABLED", "false")
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--models")
-            .arg(repo_root().join("assets/models"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("starting frs serve");
-        let mut server = Server { child, port, log };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = server.child.try_wait().expect("polling frs serve") {
-                panic!("frs serve exited ({status}) before it was ready; see {}", server.log.display());
-            }
-            if matches!(http(port, "GET", "/ready", None), Ok((200, _))) {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "frs serve not ready after {READY_TIMEOUT:?}");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL (on Unix), then reap.
-    fn kill(&mut self) {
-        self.child.kill().expect("killing frs serve");
-        self.child.wait().expect("reaping frs serve");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGKILL (on Unix), then reap.
+fn kill(server: &mut Server) {
+    server.child.kill().expect("killing frs serve");
+    server.child.wait().expect("reaping frs serve");
 }
 
 fn nanos() -> u64 {

@@ -14,20 +14,21 @@
 //! and any AK/SK is accepted.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::{Server, repo_root};
+
+mod common;
+
 const PROJECT: &str = "sdk-e2e";
 const OTHER_PROJECT: &str = "sdk-e2e-other";
 const SCRIPT: &str = "tests/sdk/frs_sdk_e2e.py";
 const VENV_PYTHON: &str = ".cache/sdk-venv/bin/python";
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest the script may take (it needs ~10 s).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -64,7 +65,7 @@ fn official_python_sdk_runs_every_operation() {
         }
     }
 
-    let server = Server::start(&scratch, &data_dir, &server_env);
+    let server = Server::start(scratch.path.join("server.log"), &data_dir, &server_env);
     env.extend([
         ("FRS_ENDPOINT", format!("http://127.0.0.1:{}", server.port)),
         ("FRS_PROJECT_ID", PROJECT.to_owned()),
@@ -81,10 +82,6 @@ fn official_python_sdk_runs_every_operation() {
         started.elapsed(),
         script_started.elapsed()
     );
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn check_assets() {
@@ -220,70 +217,4 @@ impl Drop for Scratch {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
-}
-
-/// A running `frs serve`; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(scratch: &Scratch, data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let log = scratch.path.join("server.log");
-        let stderr = File::create(&log).expect("creating the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_frs"))
-            .current_dir(repo_root())
-            .envs(env.iter().copied())
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--models")
-            .arg(repo_root().join("assets/models"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("starting frs serve");
-        let mut server = Server { child, port, log };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = server.child.try_wait().expect("polling frs serve") {
-                panic!("frs serve exited ({status}) before it was ready:\n{}", server.log_text());
-            }
-            if ready(port) {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "frs serve not ready after {READY_TIMEOUT:?}:\n{}", server.log_text());
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET /ready` answers 200.
-fn ready(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = format!("GET /ready HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    let mut response = Vec::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_end(&mut response).is_ok()
-        && response.starts_with(b"HTTP/1.1 200")
 }
