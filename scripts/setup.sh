@@ -29,6 +29,9 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v npm >/dev/null || missing+=(npm)
+# libjpeg-turbo is compiled from the source turbojpeg-sys bundles: cmake builds it, nasm its SIMD.
+command -v cmake >/dev/null || missing+=(cmake)
+command -v nasm >/dev/null || missing+=(nasm)
 if ((${#missing[@]})); then
     command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
     sudo=()

@@ -45,6 +45,7 @@ pub fn sniff_format(bytes: &[u8]) -> Option<ImageFormat> {
 }
 
 /// Decodes a JPEG, PNG or BMP into RGB, rotated/flipped upright per its EXIF orientation.
+/// JPEGs decode with libjpeg-turbo (`crate::jpeg`) except CMYK ones, which decode with `image`.
 /// The resolution is checked from the header first, so an image claiming a huge size is
 /// rejected without allocating for it.
 pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, DecodeError> {
@@ -64,7 +65,14 @@ pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, Deco
         return Err(DecodeError::Corrupt("image has no pixels".into()));
     }
     let orientation = decoder.orientation().map_err(classify)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    let decoded = match format {
+        ImageFormat::Jpeg => crate::jpeg::decode_rgb(bytes)?.map(DynamicImage::ImageRgb8),
+        _ => None,
+    };
+    let mut image = match decoded {
+        Some(image) => image,
+        None => DynamicImage::from_decoder(decoder).map_err(classify)?,
+    };
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
 }

@@ -7,6 +7,7 @@ pub mod align;
 pub mod decode;
 pub mod detect;
 pub mod embed;
+mod jpeg;
 pub mod pipeline;
 pub mod runtime;
 pub mod similarity;
