@@ -1,6 +1,7 @@
 //! Accuracy evaluation and similarity calibration over labelled face folders.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,6 +48,11 @@ pub struct CalibrateArgs {
     pub face: FaceChoice,
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Also write every image's feature with its identity to this file, the real features the
+    /// ANN benchmark fits its synthetic faces to (`FRS_ANN_FEATURES`): little-endian `FRSFEAT1`,
+    /// `u32` dimension, `u32` count, then per face a `u32` identity and the feature as `f32`s.
+    #[arg(long)]
+    pub features_out: Option<PathBuf>,
 }
 
 struct Pair {
@@ -152,6 +158,9 @@ pub fn run_calibrate(config: &Config, args: &CalibrateArgs) -> anyhow::Result<()
     let features = embed_all(&config.pipeline(), &images, args.face, args.workers)?;
     let kept: Vec<(usize, &Feature)> =
         features.iter().zip(&identities).filter_map(|(f, id)| f.as_ref().map(|f| (*id, f))).collect();
+    if let Some(path) = &args.features_out {
+        write_features(path, &kept).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut impostor = Vec::with_capacity(kept.len() * kept.len() / 2);
     let mut genuine = Vec::new();
     for (i, (id_a, a)) in kept.iter().enumerate() {
@@ -189,6 +198,21 @@ pub fn run_calibrate(config: &Config, args: &CalibrateArgs) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+/// The `FRSFEAT1` file `CalibrateArgs::features_out` describes.
+fn write_features(path: &Path, features: &[(usize, &Feature)]) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(b"FRSFEAT1")?;
+    out.write_all(&(frs_vision::FEATURE_DIM as u32).to_le_bytes())?;
+    out.write_all(&(features.len() as u32).to_le_bytes())?;
+    for (identity, feature) in features {
+        out.write_all(&(*identity as u32).to_le_bytes())?;
+        for x in feature.iter() {
+            out.write_all(&x.to_le_bytes())?;
+        }
+    }
+    out.flush()
 }
 
 /// Whether `path` names a JPEG, PNG or BMP file by its extension, in any case.
