@@ -1,8 +1,13 @@
 //! Approximate-search benchmark of one large face set on one core (`cargo bench -p frs-index --bench ann`).
 //!
-//! Synthetic SFace-like features (calibrated: see `calibrate`), a set of `FRS_ANN_N` faces (default
-//! 1,000,000), 1,000 probes. Prints, per section (`FRS_ANN_SECTIONS`, comma-separated, default all):
+//! SFace-like features, a set of `FRS_ANN_N` faces (default 1,000,000), 1,000 probes. With
+//! `FRS_ANN_FEATURES=file` (real features from `frs calibrate ../shared/data/lfw --features-out file`)
+//! the set starts with those real faces and the rest are synthetic identities drawn from a Gaussian
+//! model fitted to them (their mean, between- and within-identity covariances); without it, from an
+//! isotropic model sized to LFW's cosine statistics (see `calibrate`). Prints, per section (`FRS_ANN_SECTIONS`, comma-separated, default all):
 //! - `calibrate`: genuine and impostor cosine statistics of the generator against LFW's (docs/similarity.md);
+//! - `prefilter`: recall@10 and latency of the sign-code prefilter (`SignCodes`, not in frs-index
+//!   yet) for each candidate count (`FRS_ANN_PREFILTER`), next to the exact scan;
 //! - `recall`: graph build time, then recall@10 against exact search and latency percentiles for each
 //!   `ef_search` (`FRS_ANN_EF`), unfiltered and with filters matching 10 % and 1 % of the set, for each
 //!   precision (`FRS_ANN_PRECISION`: f32,f16,i8), with the score error of f16/i8 against f32 cosines;
@@ -27,8 +32,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use frs_index::{
-    AnnSettings, FaceEntry, FaceId, FaceSetIndex, FieldValue, FieldValues, Filter, Hit, IndexSettings, Precision,
-    Schema, SearchParams, SearchPath,
+    AnnSettings, FaceEntry, FaceId, FaceSetIndex, FieldValue, FieldValues, Filter, Hit, IndexSettings, Kernel,
+    Precision, Schema, SearchParams, SearchPath,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -61,7 +66,7 @@ fn main() {
         })
         .collect();
     let sections: Vec<String> =
-        env_list("FRS_ANN_SECTIONS", "calibrate,recall,memory,restart,threshold,filters,writes");
+        env_list("FRS_ANN_SECTIONS", "calibrate,prefilter,recall,memory,restart,threshold,filters,writes");
     let has = |s: &str| sections.iter().any(|x| x == s);
     println!(
         "frs-index ANN benchmark: {n} faces x {DIM} dims, {queries} probes, m {m}, ef_construction {ef_construction}, \
@@ -69,12 +74,27 @@ fn main() {
     );
 
     let started = Instant::now();
-    let data = Data::generate(n, queries, 7);
-    println!("generated in {:.1} s ({} identities)", started.elapsed().as_secs_f64(), data.identities);
+    let real = std::env::var("FRS_ANN_FEATURES").ok().filter(|p| !p.is_empty()).map(|path| RealFaces::read(&path));
+    let model = match &real {
+        Some(real) => FaceModel::fitted(real),
+        None => FaceModel::isotropic(&mut StdRng::seed_from_u64(6)),
+    };
+    let data = Data::generate(n, queries, 7, &model, real.as_ref());
+    println!(
+        "generated in {:.1} s ({} identities, face model {}{})",
+        started.elapsed().as_secs_f64(),
+        data.identities,
+        model.name,
+        real.as_ref().map_or(String::new(), |r| format!(", the first {} faces real", r.len().min(n)))
+    );
     if has("calibrate") {
-        calibrate(&data);
+        calibrate(&data, &model);
     }
     let schema = schema();
+    if has("prefilter") {
+        let counts = env_list("FRS_ANN_PREFILTER", if quick { "100,400" } else { "5000,10000,20000" });
+        prefilter(&data, &schema, &counts);
+    }
     let filters = [
         ("no filter", None),
         ("dept:[0 TO 9] (10 %)", Some(Filter::parse("dept:[0 TO 9]", &schema).expect("filter"))),
@@ -159,7 +179,7 @@ fn main() {
             restart(&index, &data, &schema, settings);
         }
         if has("writes") && p == 0 {
-            writes(index, &data, &schema, truth);
+            writes(index, &data, &model, &schema, truth);
         }
     }
 }
@@ -167,9 +187,188 @@ fn main() {
 // ---------------------------------------------------------------------------------------------------
 // Synthetic faces
 
-/// `n` gallery faces of identities with 1–9 photos each, and probes: 90 % a new photo of a gallery
-/// identity, 10 % a stranger.
+/// How faces are drawn: an identity's centre is `mean + between·z`, one photo of it is
+/// `normalise(centre + within·ε)`, with z, ε ~ N(0, I).
+struct FaceModel {
+    name: &'static str,
+    mean: Vec<f32>,
+    /// `DIM`×`DIM` row-major factors of the between-identity and within-identity covariances.
+    between: Vec<f32>,
+    within: Vec<f32>,
+}
+
+impl FaceModel {
+    /// Without real features: a direction every face shares plus isotropic identities and noise,
+    /// sized so impostor cosines average ~0.09 and same-person cosines ~0.6, as LFW's.
+    fn isotropic(rng: &mut StdRng) -> FaceModel {
+        let scaled_identity = |s: f32| (0..DIM * DIM).map(|k| if k % (DIM + 1) == 0 { s } else { 0.0 }).collect();
+        FaceModel {
+            name: "isotropic",
+            mean: random_unit(rng, DIM).iter().map(|u| COMMON * u).collect(),
+            between: scaled_identity(1.0 / (DIM as f32).sqrt()),
+            within: scaled_identity(NOISE / (DIM as f32).sqrt()),
+        }
+    }
+
+    /// Fitted to real features (`frs calibrate --features-out`): their mean, the covariance of the
+    /// identity means less the part the photo noise contributes to them, and the pooled
+    /// covariance of photos around their identity's mean.
+    fn fitted(real: &RealFaces) -> FaceModel {
+        let identities = real.identity_means();
+        let mean = mean_of(identities.iter().map(|(_, m)| m.as_slice()));
+        let mut within = vec![0f64; DIM * DIM];
+        let mut residuals = 0usize;
+        let mut inverse_count = 0f64;
+        for (members, centre) in &identities {
+            inverse_count += 1.0 / members.len() as f64;
+            if members.len() < 2 {
+                continue;
+            }
+            for &i in members {
+                accumulate(&mut within, real.feature(i), centre, 1.0);
+            }
+            residuals += members.len() - 1;
+        }
+        within.iter_mut().for_each(|c| *c /= residuals as f64);
+        let mut between = vec![0f64; DIM * DIM];
+        for (_, centre) in &identities {
+            accumulate(&mut between, centre, &mean, 1.0 / (identities.len() - 1) as f64);
+        }
+        let noise_share = inverse_count / identities.len() as f64;
+        between.iter_mut().zip(&within).for_each(|(b, w)| *b -= noise_share * w);
+        FaceModel { name: "lfw-fitted", mean, between: psd_factor(between), within: psd_factor(within) }
+    }
+
+    fn identity(&self, rng: &mut StdRng) -> Vec<f32> {
+        self.mean.iter().zip(self.transform(&self.between, rng)).map(|(m, d)| m + d).collect()
+    }
+
+    fn photo(&self, rng: &mut StdRng, centre: &[f32]) -> Vec<f32> {
+        normalise(centre.iter().zip(self.transform(&self.within, rng)).map(|(c, d)| c + d).collect())
+    }
+
+    /// `factor·z` for z ~ N(0, I).
+    fn transform(&self, factor: &[f32], rng: &mut StdRng) -> Vec<f32> {
+        let z: Vec<f32> = (0..DIM).map(|_| gaussian(rng)).collect();
+        factor.chunks_exact(DIM).map(|row| dot(row, &z)).collect()
+    }
+}
+
+/// Real features with their identities, as `frs calibrate --features-out` writes them.
+struct RealFaces {
+    features: Vec<f32>,
+    identity: Vec<u32>,
+}
+
+impl RealFaces {
+    fn read(path: &str) -> RealFaces {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        assert!(bytes.starts_with(b"FRSFEAT1"), "{path} is not an FRSFEAT1 file");
+        assert_eq!(word(8) as usize, DIM, "{path}: feature dimension");
+        let count = word(12) as usize;
+        let record = 4 + 4 * DIM;
+        assert_eq!(bytes.len(), 16 + count * record, "{path}: size");
+        let (mut features, mut identity) = (Vec::with_capacity(count * DIM), Vec::with_capacity(count));
+        for r in 0..count {
+            let at = 16 + r * record;
+            identity.push(word(at));
+            features.extend((0..DIM).map(|k| f32::from_bits(word(at + 4 + 4 * k))));
+        }
+        RealFaces { features, identity }
+    }
+
+    fn len(&self) -> usize {
+        self.identity.len()
+    }
+
+    fn feature(&self, i: usize) -> &[f32] {
+        &self.features[i * DIM..(i + 1) * DIM]
+    }
+
+    /// Each identity's faces and the mean of their features, in identity order.
+    fn identity_means(&self) -> Vec<(Vec<usize>, Vec<f32>)> {
+        let mut members: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for (i, &id) in self.identity.iter().enumerate() {
+            members.entry(id).or_default().push(i);
+        }
+        members
+            .into_values()
+            .map(|faces| {
+                let centre = mean_of(faces.iter().map(|&i| self.feature(i)));
+                (faces, centre)
+            })
+            .collect()
+    }
+}
+
+fn mean_of<'a>(vectors: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let (mut sum, mut count) = (vec![0f64; DIM], 0usize);
+    for v in vectors {
+        sum.iter_mut().zip(v).for_each(|(s, &x)| *s += f64::from(x));
+        count += 1;
+    }
+    sum.iter().map(|s| (s / count as f64) as f32).collect()
+}
+
+/// `covariance += weight·(x − centre)(x − centre)ᵀ`.
+fn accumulate(covariance: &mut [f64], x: &[f32], centre: &[f32], weight: f64) {
+    let d: Vec<f64> = x.iter().zip(centre).map(|(a, b)| f64::from(a - b)).collect();
+    for (row, di) in covariance.chunks_exact_mut(DIM).zip(&d) {
+        row.iter_mut().zip(&d).for_each(|(c, dj)| *c += weight * di * dj);
+    }
+}
+
+/// `F` with `F·Fᵀ` = the symmetric matrix `a` with its negative eigenvalues (estimation noise)
+/// set to zero: `V·sqrt(Λ)` from a cyclic Jacobi eigen-decomposition.
+fn psd_factor(mut a: Vec<f64>) -> Vec<f32> {
+    let mut v: Vec<f64> = (0..DIM * DIM).map(|k| if k % (DIM + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    for _sweep in 0..50 {
+        let off: f64 = (0..DIM)
+            .flat_map(|i| (0..DIM).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * DIM + j].powi(2))
+            .sum();
+        if off < 1e-22 {
+            break;
+        }
+        for p in 0..DIM {
+            for q in p + 1..DIM {
+                let apq = a[p * DIM + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * DIM + q] - a[p * DIM + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
+                for k in 0..DIM {
+                    let (akp, akq) = (a[k * DIM + p], a[k * DIM + q]);
+                    a[k * DIM + p] = c * akp - s * akq;
+                    a[k * DIM + q] = s * akp + c * akq;
+                }
+                for k in 0..DIM {
+                    let (apk, aqk) = (a[p * DIM + k], a[q * DIM + k]);
+                    a[p * DIM + k] = c * apk - s * aqk;
+                    a[q * DIM + k] = s * apk + c * aqk;
+                }
+                for k in 0..DIM {
+                    let (vkp, vkq) = (v[k * DIM + p], v[k * DIM + q]);
+                    v[k * DIM + p] = c * vkp - s * vkq;
+                    v[k * DIM + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let root: Vec<f64> = (0..DIM).map(|k| a[k * DIM + k].max(0.0).sqrt()).collect();
+    (0..DIM * DIM).map(|k| (v[k] * root[k % DIM]) as f32).collect()
+}
+
+/// `n` gallery faces and probes: 90 % a new photo of a gallery identity, 10 % a stranger. With
+/// real features, the gallery starts with them (their identities centred on the mean of their
+/// photos) and the rest are synthetic identities of the fitted model with 1–9 photos each;
+/// without, every identity is synthetic and isotropic.
 struct Data {
+    model_name: &'static str,
     features: Vec<f32>,
     ids: Vec<FaceId>,
     depts: Vec<u8>,
@@ -178,23 +377,32 @@ struct Data {
     queries: Vec<Vec<f32>>,
     /// Gallery identity of each probe (`u32::MAX` for strangers).
     query_identity: Vec<u32>,
-    common: Vec<f32>,
     centres: Vec<f32>,
 }
 
 impl Data {
-    fn generate(n: usize, queries: usize, seed: u64) -> Data {
+    fn generate(n: usize, queries: usize, seed: u64, model: &FaceModel, real: Option<&RealFaces>) -> Data {
         let mut rng = StdRng::seed_from_u64(seed);
-        let common = random_unit(&mut rng, DIM);
         let mut centres = Vec::new();
         let mut features = Vec::with_capacity(n * DIM);
         let mut identity_of = Vec::with_capacity(n);
         let mut identities = 0;
+        for (members, centre) in real.map(RealFaces::identity_means).unwrap_or_default() {
+            for &i in members.iter().take(n - identity_of.len()) {
+                features.extend_from_slice(real.expect("real faces").feature(i));
+                identity_of.push(identities as u32);
+            }
+            centres.extend(centre);
+            identities += 1;
+            if identity_of.len() == n {
+                break;
+            }
+        }
         while identity_of.len() < n {
-            let centre = random_unit(&mut rng, DIM);
+            let centre = model.identity(&mut rng);
             let photos = rng.random_range(1..=9usize).min(n - identity_of.len());
             for _ in 0..photos {
-                features.extend(photo(&mut rng, &common, &centre));
+                features.extend(model.photo(&mut rng, &centre));
                 identity_of.push(identities as u32);
             }
             centres.extend(centre);
@@ -216,16 +424,26 @@ impl Data {
         let mut query_identity = Vec::with_capacity(queries);
         for _ in 0..queries {
             if rng.random_range(0..10) == 0 {
-                let stranger = random_unit(&mut rng, DIM);
-                probes.push(photo(&mut rng, &common, &stranger));
+                let stranger = model.identity(&mut rng);
+                probes.push(model.photo(&mut rng, &stranger));
                 query_identity.push(u32::MAX);
             } else {
                 let identity = rng.random_range(0..identities);
-                probes.push(photo(&mut rng, &common, &centres[identity * DIM..(identity + 1) * DIM]));
+                probes.push(model.photo(&mut rng, &centres[identity * DIM..(identity + 1) * DIM]));
                 query_identity.push(identity as u32);
             }
         }
-        Data { features, ids, depts, identity_of, identities, queries: probes, query_identity, common, centres }
+        Data {
+            model_name: model.name,
+            features,
+            ids,
+            depts,
+            identity_of,
+            identities,
+            queries: probes,
+            query_identity,
+            centres,
+        }
     }
 
     fn len(&self) -> usize {
@@ -250,25 +468,19 @@ fn schema() -> Schema {
     Schema::parse(&serde_json::json!({"dept": {"type": "integer"}})).expect("schema")
 }
 
-/// One photo: `normalise(COMMON·common + centre + NOISE·ε)`, ε ~ N(0, I/DIM).
-fn photo(rng: &mut StdRng, common: &[f32], centre: &[f32]) -> Vec<f32> {
-    let sigma = NOISE / (DIM as f32).sqrt();
-    normalise(common.iter().zip(centre).map(|(u, c)| COMMON * u + c + sigma * gaussian(rng)).collect())
-}
-
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Genuine and impostor cosine statistics, and the impostor cosine at LFW's FAR points.
-fn calibrate(data: &Data) {
+fn calibrate(data: &Data, model: &FaceModel) {
     let mut rng = StdRng::seed_from_u64(99);
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for _ in 0..20_000 {
         let c = rng.random_range(0..data.identities);
         let centre = &data.centres[c * DIM..(c + 1) * DIM];
-        let a = photo(&mut rng, &data.common, centre);
-        let b = photo(&mut rng, &data.common, centre);
+        let a = model.photo(&mut rng, centre);
+        let b = model.photo(&mut rng, centre);
         genuine.push(dot(&a, &b));
     }
     for _ in 0..2_000_000 {
@@ -286,7 +498,7 @@ fn calibrate(data: &Data) {
     let (gm, gs) = stats(&mut genuine);
     let (im, is) = stats(&mut impostor);
     let quantile = |v: &[f32], far: f64| v[((1.0 - far) * (v.len() - 1) as f64) as usize];
-    println!("\n== calibration (generator: COMMON {COMMON}, NOISE {NOISE}) ==");
+    println!("\n== calibration (face model: {}) ==", model.name);
     println!("same-person cosine: mean {gm:.3}, sd {gs:.3}; 5th percentile {:.3}", genuine[genuine.len() / 20]);
     println!("impostor cosine:    mean {im:.3}, sd {is:.3} ({} pairs)", impostor.len());
     println!("impostor cosine at FAR   1e-2  1e-3  1e-4  1e-5");
@@ -305,16 +517,23 @@ fn calibrate(data: &Data) {
 // ---------------------------------------------------------------------------------------------------
 // Building
 
-fn cache_path(n: usize, settings: IndexSettings) -> Option<PathBuf> {
+fn cache_path(data: &Data, settings: IndexSettings) -> Option<PathBuf> {
     let ann = settings.ann?;
     let dir = PathBuf::from(
         std::env::var("FRS_ANN_CACHE")
             .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/ann-cache").to_string()),
     );
     std::fs::create_dir_all(&dir).ok()?;
-    // One graph per size and settings, whatever the precision: f16/i8 runs search the graph the f32
-    // run built (the file holds links and face ids only).
-    Some(dir.join(format!("n{n}-m{}-efc{}-v{}.graph", ann.m, ann.ef_construction, frs_index::GRAPH_FILE_VERSION)))
+    // One graph per face model, size and settings, whatever the precision: f16/i8 runs search the
+    // graph the f32 run built (the file holds links and face ids only).
+    Some(dir.join(format!(
+        "{}-n{}-m{}-efc{}-v{}.graph",
+        data.model_name,
+        data.len(),
+        ann.m,
+        ann.ef_construction,
+        frs_index::GRAPH_FILE_VERSION
+    )))
 }
 
 /// The set with its graph (loaded from the cache when there, else built and cached) and the
@@ -331,7 +550,7 @@ fn build_index(
     for i in 0..data.len() {
         index.insert(data.entry(i), data.feature(i)).expect("insert");
     }
-    let cache = cache_path(data.len(), settings);
+    let cache = cache_path(data, settings);
     let quick_run = data.len() < 10_000;
     if let Some(path) = cache.as_ref().filter(|_| !quick_run)
         && let Ok(file) = File::open(path)
@@ -576,7 +795,7 @@ impl Data {
             identities: data.identity_of.get(n.saturating_sub(1)).map_or(0, |&i| i as usize + 1),
             queries: data.queries.clone(),
             query_identity: data.query_identity.clone(),
-            common: data.common.clone(),
+            model_name: data.model_name,
             centres: data.centres.clone(),
         }
     }
@@ -677,11 +896,11 @@ fn restart(index: &FaceSetIndex, data: &Data, schema: &Schema, settings: IndexSe
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn writes(index: FaceSetIndex, data: &Data, schema: &Schema, truth: &[Vec<Vec<Hit>>]) {
+fn writes(index: FaceSetIndex, data: &Data, model: &FaceModel, schema: &Schema, truth: &[Vec<Vec<Hit>>]) {
     println!("\n-- writes at {} faces --", data.len());
     let mut index = index;
     with_search(&mut index, AnnSettings::default().ef_search, 0, 50);
-    let extra = Data::generate(2_000, 0, 1234);
+    let extra = Data::generate(2_000, 0, 1234, model, None);
     let mut insert_times = Vec::new();
     for i in 0..1_000 {
         let started = Instant::now();
@@ -832,6 +1051,244 @@ fn export(path: &str, data: &Data, truth: &[Vec<Vec<Hit>>]) {
     }
     w.flush().expect("flush");
     println!("exported vectors, probes and exact top-10s to {path}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sign-code prefilter: a design measured here before it goes into frs-index
+
+/// Candidate route to recall@10 ≥ 0.99 at ≤ 2 ms on 1M faces, one core (docs/search-at-scale.md):
+/// every face keeps a 1-bit code of its centred, randomly rotated feature (16 bytes, RaBitQ's
+/// estimator: Gao & Long, SIGMOD 2024) and three `f32` factors; a query estimates the cosine of
+/// every face from popcounts against its own rotated feature quantised to 4 bits, keeps the faces
+/// whose estimate clears a threshold set on a 1-in-64 sample to pass about `k` of them, and
+/// re-scores those exactly on their `f32` rows (prefetched).
+struct SignCodes {
+    mean: Vec<f32>,
+    /// `DIM`×`DIM` row-major orthogonal matrix.
+    rotation: Vec<f32>,
+    /// Sign bits 0–63 and 64–127 of each face's rotated, centred feature `u`.
+    low: Vec<u64>,
+    high: Vec<u64>,
+    /// `|u|² / |u|₁`, the estimator's scale.
+    scale: Vec<f32>,
+    /// Number of set bits of the code.
+    ones: Vec<f32>,
+    /// `⟨x − mean, mean⟩`, the part of the cosine the centring moved out of `u`.
+    offset: Vec<f32>,
+}
+
+/// A query against `SignCodes`: its rotated centred feature `v` ≈ `low + step·q` with 4-bit `q`,
+/// held as four bit planes.
+struct SignQuery {
+    planes: [[u64; 2]; 4],
+    low: f32,
+    step: f32,
+    sum: f32,
+}
+
+#[allow(unsafe_code)] // AVX-512 popcount scan and prefetch intrinsics.
+impl SignCodes {
+    fn new(data: &Data) -> SignCodes {
+        let mean = mean_of(data.features.chunks_exact(DIM));
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut rotation: Vec<f32> = Vec::with_capacity(DIM * DIM);
+        for _ in 0..DIM {
+            // Gram–Schmidt on Gaussian rows: a uniformly random orthogonal matrix.
+            let mut row: Vec<f32> = (0..DIM).map(|_| gaussian(&mut rng)).collect();
+            for done in rotation.chunks_exact(DIM) {
+                let along = dot(&row, done);
+                row.iter_mut().zip(done).for_each(|(r, d)| *r -= along * d);
+            }
+            rotation.extend(normalise(row));
+        }
+        let mut codes = SignCodes {
+            mean,
+            rotation,
+            low: Vec::with_capacity(data.len()),
+            high: Vec::with_capacity(data.len()),
+            scale: Vec::with_capacity(data.len()),
+            ones: Vec::with_capacity(data.len()),
+            offset: Vec::with_capacity(data.len()),
+        };
+        for i in 0..data.len() {
+            let centred: Vec<f32> = data.feature(i).iter().zip(&codes.mean).map(|(x, m)| x - m).collect();
+            let u = codes.rotate(&centred);
+            let bits = |range: std::ops::Range<usize>| {
+                range.clone().filter(|&k| u[k] > 0.0).fold(0u64, |word, k| word | 1 << (k - range.start))
+            };
+            let (low, high) = (bits(0..64), bits(64..DIM));
+            codes.low.push(low);
+            codes.high.push(high);
+            codes.scale.push(dot(&u, &u) / u.iter().map(|x| x.abs()).sum::<f32>());
+            codes.ones.push((low.count_ones() + high.count_ones()) as f32);
+            codes.offset.push(dot(&centred, &codes.mean));
+        }
+        codes
+    }
+
+    fn rotate(&self, v: &[f32]) -> Vec<f32> {
+        self.rotation.chunks_exact(DIM).map(|row| dot(row, v)).collect()
+    }
+
+    fn query(&self, q: &[f32]) -> SignQuery {
+        let centred: Vec<f32> = q.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
+        let v = self.rotate(&centred);
+        let low = v.iter().copied().fold(f32::INFINITY, f32::min);
+        let step = (v.iter().copied().fold(f32::NEG_INFINITY, f32::max) - low) / 15.0;
+        let mut planes = [[0u64; 2]; 4];
+        for (k, x) in v.iter().enumerate() {
+            let level = ((x - low) / step).round() as u32;
+            for (p, plane) in planes.iter_mut().enumerate() {
+                plane[k / 64] |= u64::from(level >> p & 1) << (k % 64);
+            }
+        }
+        SignQuery { planes, low, step, sum: v.iter().sum() }
+    }
+
+    /// The estimated cosine of face `i` (up to the query's constant `⟨q, mean⟩`):
+    /// `scale·⟨sign(u), v⟩ + offset`, with `⟨sign(u), v⟩ = 2·Σ_{bits set} v − Σ v`.
+    fn estimate(&self, q: &SignQuery, i: usize) -> f32 {
+        let levels: u32 = (0..4)
+            .map(|p| ((self.low[i] & q.planes[p][0]).count_ones() + (self.high[i] & q.planes[p][1]).count_ones()) << p)
+            .sum();
+        self.scale[i] * (2.0 * (q.low * self.ones[i] + q.step * levels as f32) - q.sum) + self.offset[i]
+    }
+
+    /// The faces whose estimate is at least `threshold`, in row order.
+    fn scan(&self, q: &SignQuery, threshold: f32, out: &mut Vec<u32>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vpopcntdq")
+        {
+            // SAFETY: the features were just detected.
+            let done = unsafe { self.scan_avx512(q, threshold, out) };
+            out.extend((done..self.low.len()).filter(|&i| self.estimate(q, i) >= threshold).map(|i| i as u32));
+            return;
+        }
+        out.extend((0..self.low.len()).filter(|&i| self.estimate(q, i) >= threshold).map(|i| i as u32));
+    }
+
+    /// `scan` over the first multiple of 8 faces, 8 at a time; returns how many were scanned.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq")]
+    unsafe fn scan_avx512(&self, q: &SignQuery, threshold: f32, out: &mut Vec<u32>) -> usize {
+        use std::arch::x86_64::*;
+        let whole = self.low.len() / 8 * 8;
+        let low_planes: [__m512i; 4] = std::array::from_fn(|p| _mm512_set1_epi64(q.planes[p][0] as i64));
+        let high_planes: [__m512i; 4] = std::array::from_fn(|p| _mm512_set1_epi64(q.planes[p][1] as i64));
+        let (two_step, two_low) = (_mm256_set1_ps(2.0 * q.step), _mm256_set1_ps(2.0 * q.low));
+        let (sum, threshold) = (_mm256_set1_ps(q.sum), _mm256_set1_ps(threshold));
+        for i in (0..whole).step_by(8) {
+            // SAFETY: i + 8 ≤ whole ≤ the length of every per-face array.
+            unsafe {
+                let low = _mm512_loadu_si512(self.low.as_ptr().add(i).cast());
+                let high = _mm512_loadu_si512(self.high.as_ptr().add(i).cast());
+                let mut levels = _mm512_setzero_si512();
+                for p in 0..4 {
+                    let count = _mm512_add_epi64(
+                        _mm512_popcnt_epi64(_mm512_and_si512(low, low_planes[p])),
+                        _mm512_popcnt_epi64(_mm512_and_si512(high, high_planes[p])),
+                    );
+                    levels = _mm512_add_epi64(levels, _mm512_sllv_epi64(count, _mm512_set1_epi64(p as i64)));
+                }
+                let levels = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(levels));
+                let ones = _mm256_loadu_ps(self.ones.as_ptr().add(i));
+                let inner = _mm256_sub_ps(_mm256_fmadd_ps(two_step, levels, _mm256_mul_ps(two_low, ones)), sum);
+                let scale = _mm256_loadu_ps(self.scale.as_ptr().add(i));
+                let estimate = _mm256_fmadd_ps(scale, inner, _mm256_loadu_ps(self.offset.as_ptr().add(i)));
+                let mut passed = _mm256_cmp_ps_mask::<_CMP_GE_OQ>(estimate, threshold);
+                while passed != 0 {
+                    out.push((i + passed.trailing_zeros() as usize) as u32);
+                    passed &= passed - 1;
+                }
+            }
+        }
+        whole
+    }
+
+    /// The top 10 by exact cosine among about `k` faces passing the estimate.
+    fn search(&self, data: &Data, kernel: Kernel, q: &[f32], k: usize, candidates: &mut Vec<u32>) -> Vec<usize> {
+        let query = self.query(q);
+        let mut sample: Vec<f32> = (0..data.len()).step_by(64).map(|i| self.estimate(&query, i)).collect();
+        let rank = (k * sample.len() / data.len()).min(sample.len() - 1);
+        let threshold = *sample.select_nth_unstable_by(rank, |a, b| b.total_cmp(a)).1;
+        candidates.clear();
+        self.scan(&query, threshold, candidates);
+        const AHEAD: usize = 8;
+        let mut scored: Vec<(f32, usize)> = Vec::with_capacity(candidates.len());
+        for (j, &row) in candidates.iter().enumerate() {
+            if let Some(&next) = candidates.get(j + AHEAD) {
+                prefetch_row(data.feature(next as usize));
+            }
+            scored.push((kernel.dot(data.feature(row as usize), q), row as usize));
+        }
+        let top = scored.len().min(10);
+        if top > 0 {
+            scored.select_nth_unstable_by(top - 1, |a, b| b.0.total_cmp(&a.0));
+        }
+        scored[..top].iter().map(|&(_, row)| row).collect()
+    }
+}
+
+#[allow(unsafe_code)] // the prefetch intrinsic.
+fn prefetch_row(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // SAFETY: prefetching a valid address has no effect beyond the cache.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    }
+}
+
+/// Recall@10 against the exact top-10 and latency of `SignCodes` for each candidate count, next
+/// to the exact scan of the same faces and probes in the same run.
+fn prefilter(data: &Data, schema: &Schema, candidate_counts: &[usize]) {
+    let started = Instant::now();
+    let codes = SignCodes::new(data);
+    println!(
+        "\n-- sign-code prefilter ({} faces, codes built in {:.1} s) --",
+        data.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut exact = build_exact(data, schema);
+    let slot = slot_map(data);
+    let mut exact_times = Vec::new();
+    let truth: Vec<Vec<usize>> = data
+        .queries
+        .iter()
+        .map(|q| {
+            let started = Instant::now();
+            let hits = exact_search(&mut exact, q, 10, None);
+            exact_times.push(started.elapsed());
+            hits.iter().map(|h| slot[&h.face_id]).collect()
+        })
+        .collect();
+    exact_times.sort();
+    println!("exact scan: p50 {:.3} ms, p90 {:.3} ms", ms(pct(&exact_times, 0.5)), ms(pct(&exact_times, 0.9)));
+    println!("{:>10} {:>10} {:>10} {:>10} {:>12}", "k", "recall@10", "p50 ms", "p90 ms", "candidates");
+    let mut candidates = Vec::new();
+    for &k in candidate_counts.iter().filter(|&&k| k < data.len()) {
+        let (mut times, mut found, mut counts) = (Vec::new(), 0usize, Vec::new());
+        for (q, expected) in data.queries.iter().zip(&truth) {
+            let started = Instant::now();
+            let top = black_box(codes.search(data, exact.kernel(), q, k, &mut candidates));
+            times.push(started.elapsed());
+            counts.push(candidates.len());
+            found += expected.iter().filter(|row| top.contains(row)).count();
+        }
+        times.sort();
+        counts.sort_unstable();
+        let total: usize = truth.iter().map(Vec::len).sum();
+        println!(
+            "{:>10} {:>10.4} {:>10.3} {:>10.3} {:>12}",
+            k,
+            found as f64 / total as f64,
+            ms(pct(&times, 0.5)),
+            ms(pct(&times, 0.9)),
+            counts[counts.len() / 2]
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
