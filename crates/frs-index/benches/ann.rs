@@ -4,7 +4,8 @@
 //! `FRS_ANN_FEATURES=file` (real features from `frs calibrate ../shared/data/lfw --features-out file`)
 //! the set starts with those real faces and the rest are synthetic identities drawn from a Gaussian
 //! model fitted to them (their mean, between- and within-identity covariances); without it, from an
-//! isotropic model sized to LFW's cosine statistics (see `calibrate`). Prints, per section (`FRS_ANN_SECTIONS`, comma-separated, default all):
+//! isotropic model sized to LFW's cosine statistics (see `calibrate`). Prints, per section
+//! (`FRS_ANN_SECTIONS`, comma-separated, default all):
 //! - `calibrate`: genuine and impostor cosine statistics of the generator against LFW's (docs/similarity.md);
 //! - `prefilter`: recall@10 and latency of the sign-code prefilter (`SignCodes`, not in frs-index
 //!   yet) for each candidate count (`FRS_ANN_PREFILTER`), next to the exact scan;
@@ -210,8 +211,8 @@ impl FaceModel {
         }
     }
 
-    /// Fitted to real features (`frs calibrate --features-out`): their mean, the covariance of the
-    /// identity means less the part the photo noise contributes to them, and the pooled
+    /// Fitted to real features (`frs calibrate --features-out`): the mean of the identity means,
+    /// their covariance less the part the photo noise contributes to them, and the pooled
     /// covariance of photos around their identity's mean.
     fn fitted(real: &RealFaces) -> FaceModel {
         let identities = real.identity_means();

@@ -45,7 +45,8 @@ pub fn sniff_format(bytes: &[u8]) -> Option<ImageFormat> {
 }
 
 /// Decodes a JPEG, PNG or BMP into RGB, rotated/flipped upright per its EXIF orientation.
-/// JPEGs decode with libjpeg-turbo (`crate::jpeg`) except CMYK ones, which decode with `image`.
+/// JPEGs decode with libjpeg-turbo (`crate::jpeg`), except CMYK ones and files libjpeg warns
+/// about (truncated, stray bytes), which decode with `image`.
 /// The resolution is checked from the header first, so an image claiming a huge size is
 /// rejected without allocating for it.
 pub fn decode_image(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, DecodeError> {

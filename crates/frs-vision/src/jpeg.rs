@@ -3,8 +3,7 @@
 //! libjpeg-turbo is the decoder OpenCV, Pillow and browsers use; frs runs it with the defaults
 //! OpenCV's `imdecode` uses (accurate integer IDCT, smooth chroma upsampling), so it sees the
 //! pixels the models were evaluated on. On LFW this moved the 5-fold accuracy from 99.27 % to
-//! 99.30 %
-//! (docs/detection.md).
+//! 99.30 % (docs/detection.md).
 
 #![allow(unsafe_code)]
 
