@@ -202,7 +202,6 @@ impl FaceModel {
     /// Without real features: a direction every face shares plus isotropic identities and noise,
     /// sized so impostor cosines average ~0.09 and same-person cosines ~0.6, as LFW's.
     fn isotropic(rng: &mut StdRng) -> FaceModel {
-        let scaled_identity = |s: f32| (0..DIM * DIM).map(|k| if k % (DIM + 1) == 0 { s } else { 0.0 }).collect();
         FaceModel {
             name: "isotropic",
             mean: random_unit(rng, DIM).iter().map(|u| COMMON * u).collect(),
@@ -320,10 +319,15 @@ fn accumulate(covariance: &mut [f64], x: &[f32], centre: &[f32], weight: f64) {
     }
 }
 
+/// `s·I`, `DIM`×`DIM` row-major.
+fn scaled_identity<T: Copy + Default>(s: T) -> Vec<T> {
+    (0..DIM * DIM).map(|k| if k % (DIM + 1) == 0 { s } else { T::default() }).collect()
+}
+
 /// `F` with `F·Fᵀ` = the symmetric matrix `a` with its negative eigenvalues (estimation noise)
 /// set to zero: `V·sqrt(Λ)` from a cyclic Jacobi eigen-decomposition.
 fn psd_factor(mut a: Vec<f64>) -> Vec<f32> {
-    let mut v: Vec<f64> = (0..DIM * DIM).map(|k| if k % (DIM + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    let mut v: Vec<f64> = scaled_identity(1.0);
     for _sweep in 0..50 {
         let off: f64 = (0..DIM)
             .flat_map(|i| (0..DIM).filter(move |&j| j != i).map(move |j| (i, j)))
@@ -1062,7 +1066,7 @@ fn export(path: &str, data: &Data, truth: &[Vec<Vec<Hit>>]) {
 /// estimator: Gao & Long, SIGMOD 2024) and three `f32` factors; a query estimates the cosine of
 /// every face from popcounts against its own rotated feature quantised to 4 bits, keeps the faces
 /// whose estimate clears a threshold set on a 1-in-64 sample to pass about `k` of them, and
-/// re-scores those exactly on their `f32` rows (prefetched).
+/// re-scores those exactly on their `f32` rows (`Kernel::gather`).
 struct SignCodes {
     mean: Vec<f32>,
     /// `DIM`×`DIM` row-major orthogonal matrix.
@@ -1087,7 +1091,7 @@ struct SignQuery {
     sum: f32,
 }
 
-#[allow(unsafe_code)] // AVX-512 popcount scan and prefetch intrinsics.
+#[allow(unsafe_code)] // the AVX-512 popcount scan.
 impl SignCodes {
     fn new(data: &Data) -> SignCodes {
         let mean = mean_of(data.features.chunks_exact(DIM));
@@ -1158,17 +1162,19 @@ impl SignCodes {
     /// The faces whose estimate is at least `threshold`, in row order.
     fn scan(&self, q: &SignQuery, threshold: f32, out: &mut Vec<u32>) {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f")
+        let done = if std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512dq")
             && std::is_x86_feature_detected!("avx512vpopcntdq")
         {
             // SAFETY: the features were just detected.
-            let done = unsafe { self.scan_avx512(q, threshold, out) };
-            out.extend((done..self.low.len()).filter(|&i| self.estimate(q, i) >= threshold).map(|i| i as u32));
-            return;
-        }
-        out.extend((0..self.low.len()).filter(|&i| self.estimate(q, i) >= threshold).map(|i| i as u32));
+            unsafe { self.scan_avx512(q, threshold, out) }
+        } else {
+            0
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        out.extend((done..self.low.len()).filter(|&i| self.estimate(q, i) >= threshold).map(|i| i as u32));
     }
 
     /// `scan` over the first multiple of 8 faces, 8 at a time; returns how many were scanned.
@@ -1217,28 +1223,15 @@ impl SignCodes {
         let threshold = *sample.select_nth_unstable_by(rank, |a, b| b.total_cmp(a)).1;
         candidates.clear();
         self.scan(&query, threshold, candidates);
-        const AHEAD: usize = 8;
-        let mut scored: Vec<(f32, usize)> = Vec::with_capacity(candidates.len());
-        for (j, &row) in candidates.iter().enumerate() {
-            if let Some(&next) = candidates.get(j + AHEAD) {
-                prefetch_row(data.feature(next as usize));
-            }
-            scored.push((kernel.dot(data.feature(row as usize), q), row as usize));
-        }
+        let mut scores = vec![0.0; candidates.len()];
+        kernel.gather(q, &data.features, candidates, &mut scores);
+        let mut scored: Vec<(f32, usize)> =
+            scores.into_iter().zip(candidates.iter().map(|&row| row as usize)).collect();
         let top = scored.len().min(10);
         if top > 0 {
             scored.select_nth_unstable_by(top - 1, |a, b| b.0.total_cmp(&a.0));
         }
         scored[..top].iter().map(|&(_, row)| row).collect()
-    }
-}
-
-#[allow(unsafe_code)] // the prefetch intrinsic.
-fn prefetch_row(row: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(16) {
-        // SAFETY: prefetching a valid address has no effect beyond the cache.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
     }
 }
 

@@ -57,7 +57,7 @@ impl Kernel {
 
     /// `out[i] = query · row(slots[i])` of the row-major `features` (`dim = query.len()`).
     #[inline]
-    pub(crate) fn gather(self, query: &[f32], features: &[f32], slots: &[u32], out: &mut [f32]) {
+    pub fn gather(self, query: &[f32], features: &[f32], slots: &[u32], out: &mut [f32]) {
         match self {
             Kernel::Portable => gather::<4>(query, features, slots, out),
             #[cfg(target_arch = "x86_64")]
