@@ -7,28 +7,29 @@
 //! isotropic model sized to LFW's cosine statistics (see `calibrate`). Prints, per section
 //! (`FRS_ANN_SECTIONS`, comma-separated, default all):
 //! - `calibrate`: genuine and impostor cosine statistics of the generator against LFW's (docs/similarity.md);
-//! - `prefilter`: recall@10 and latency of the sign-code prefilter (`SignCodes`, not in frs-index
-//!   yet) for each candidate count (`FRS_ANN_PREFILTER`), next to the exact scan;
-//! - `recall`: graph build time, then recall@10 against exact search and latency percentiles for each
-//!   `ef_search` (`FRS_ANN_EF`), unfiltered and with filters matching 10 % and 1 % of the set, for each
-//!   precision (`FRS_ANN_PRECISION`: f32,f16,i8), with the score error of f16/i8 against f32 cosines;
-//! - `memory`: heap bytes per face by part, and RSS growth;
-//! - `restart`: saving the graph, then a fresh index: bulk insert (deferred graph) + graph load;
-//! - `threshold`: exact vs graph latency and recall at sizes up to `FRS_ANN_N` (the `exact_below` choice);
-//! - `filters`: graph vs exact scan at filter selectivities 0.5–50 % (the `graph_min_permille` choice);
+//! - `recall`: for each precision (`FRS_ANN_PRECISION`: f32,f16,i8), the load time (inserts, sign
+//!   codes included), then recall@10 against exact `f32` search and latency percentiles of the exact
+//!   scan and of code search at each re-scored share (`FRS_ANN_RERANK`, ‰ of the candidates, at
+//!   least `min_rerank`), unfiltered and with filters matching 10 % and 1 % of the set, with the
+//!   score error of f16/i8 against f32 cosines;
+//! - `memory`: heap bytes per face by part;
+//! - `restart`: a fresh index loaded as `frs-service` loads a set: every face inserted, then the
+//!   codes of the whole set made at once;
+//! - `threshold`: exact vs code search latency and recall at sizes up to `FRS_ANN_N` (the
+//!   `exact_below` choice);
+//! - `filters`: code search vs the exact scan of the matching faces at selectivities 0.5–50 % (the
+//!   `min_permille` choice);
 //! - `writes`: insert/remove latency at full size, search latency while a writer inserts and removes
-//!   behind an `RwLock` (as `frs-service` holds the index), compaction time and recall after it.
+//!   behind an `RwLock` (as `frs-service` holds the index), recall after removing 10 %.
 //!
 //! `FRS_ANN_EXPORT=path` writes the vectors, probes, `dept` values and exact top-10s for
-//! `scripts/bench_ann.py` (FAISS, hnswlib, usearch side by side). Graphs are cached in
-//! `FRS_ANN_CACHE` (default `target/ann-cache`) by size, seed and settings, so a re-run skips the build.
-//! `cargo test --benches` runs a 4,000-face version of every section.
+//! `scripts/bench_ann.py` (FAISS, hnswlib, usearch side by side). `cargo test --benches` runs a
+//! 4,000-face version of every section.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -53,11 +54,7 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let n = env_usize("FRS_ANN_N", if quick { 4_000 } else { 1_000_000 });
     let queries = env_usize("FRS_ANN_QUERIES", if quick { 50 } else { 1_000 });
-    let m = env_usize("FRS_ANN_M", 16);
-    let ef_construction = env_usize("FRS_ANN_EFC", 100);
-    let threads = env_usize("FRS_ANN_THREADS", 2);
-    let efs: Vec<usize> = env_list("FRS_ANN_EF", "16,32,48,64,96,128,192,256");
-    let filter_efs: Vec<usize> = env_list("FRS_ANN_FILTER_EF", "32,96,256");
+    let reranks: Vec<u32> = env_list("FRS_ANN_RERANK", "3,5,7,10,15,20");
     let precisions: Vec<Precision> = env_list::<String>("FRS_ANN_PRECISION", "f32,f16,i8")
         .iter()
         .map(|p| match p.as_str() {
@@ -67,11 +64,17 @@ fn main() {
         })
         .collect();
     let sections: Vec<String> =
-        env_list("FRS_ANN_SECTIONS", "calibrate,prefilter,recall,memory,restart,threshold,filters,writes");
+        env_list("FRS_ANN_SECTIONS", "calibrate,recall,memory,restart,threshold,filters,writes");
     let has = |s: &str| sections.iter().any(|x| x == s);
+    // The quick run (a 4,000-face set) lowers the size thresholds so that every path runs.
+    let ann = if quick {
+        AnnSettings { exact_below: 1_000, min_rerank: 100, ..AnnSettings::default() }
+    } else {
+        AnnSettings::default()
+    };
     println!(
-        "frs-index ANN benchmark: {n} faces x {DIM} dims, {queries} probes, m {m}, ef_construction {ef_construction}, \
-         build threads {threads}, search on 1 thread"
+        "frs-index ANN benchmark: {n} faces x {DIM} dims, {queries} probes, search on 1 thread; {ann:?}; kernel {}",
+        Kernel::detect().name()
     );
 
     let started = Instant::now();
@@ -92,82 +95,47 @@ fn main() {
         calibrate(&data, &model);
     }
     let schema = schema();
-    if has("prefilter") {
-        let counts = env_list("FRS_ANN_PREFILTER", if quick { "100,400" } else { "5000,10000,20000" });
-        prefilter(&data, &schema, &counts);
-    }
     let filters = [
         ("no filter", None),
         ("dept:[0 TO 9] (10 %)", Some(Filter::parse("dept:[0 TO 9]", &schema).expect("filter"))),
         ("dept:7 (1 %)", Some(Filter::parse("dept:7", &schema).expect("filter"))),
     ];
-    let ann = AnnSettings { m, ef_construction, ..AnnSettings::default() };
-    let mut truth: Option<Vec<Vec<Vec<Hit>>>> = None;
-    if sections == ["layout"] {
-        // Heap per face of each precision with the graph's arrays allocated but not linked (the
-        // upper layers, ~1 node in m, are missing: see `memory` for a built graph).
-        for &precision in &precisions {
-            let mut index =
-                FaceSetIndex::with_settings(schema.clone(), DIM, IndexSettings { precision, ann: Some(ann) });
-            index.reserve(data.len());
-            index.defer_graph();
-            for i in 0..data.len() {
-                index.insert(data.entry(i), data.feature(i)).expect("insert");
-            }
-            print!("{} (graph arrays, not linked): ", precision.name());
-            memory(&index, data.len());
-        }
+    let needs_index =
+        ["recall", "memory", "restart", "threshold", "filters", "writes", "export"].iter().any(|s| has(s));
+    if !needs_index {
         return;
     }
-    if sections == ["export"] {
-        // Only the comparison file: exact top-10s on the f32 set, no graph.
-        let mut exact = build_exact(&data, &schema);
-        let t: Vec<Vec<Vec<Hit>>> = filters
-            .iter()
-            .map(|(_, f)| data.queries.iter().map(|q| exact_search(&mut exact, q, 10, f.as_ref())).collect())
-            .collect();
-        let path = std::env::var("FRS_ANN_EXPORT").unwrap_or_else(|_| "ann-export.bin".into());
-        export(&path, &data, &t);
-        return;
+    // Exact top-10s over f32 features: the reference of every precision.
+    let started = Instant::now();
+    let mut exact = load(&data, &schema, IndexSettings::default());
+    let truth: Vec<Vec<Vec<Hit>>> = filters
+        .iter()
+        .map(|(_, f)| data.queries.iter().map(|q| exact_search(&mut exact, q, 10, f.as_ref())).collect())
+        .collect();
+    drop(exact);
+    println!("exact reference top-10s in {:.1} s", started.elapsed().as_secs_f64());
+    if let Ok(path) = std::env::var("FRS_ANN_EXPORT") {
+        export(&path, &data, &truth);
     }
-
     for (p, &precision) in precisions.iter().enumerate() {
-        let settings = IndexSettings { precision, ann: Some(ann) };
-        let need_index = has("recall") || has("memory") || has("restart") || has("writes") || has("filters");
-        if !need_index {
+        if !["recall", "memory", "restart", "threshold", "filters", "writes"].iter().any(|s| has(s)) {
             break;
         }
+        let settings = IndexSettings { precision, ann: Some(ann) };
         println!("\n== precision {} ==", precision.name());
-        let (mut index, build) = build_index(&data, &schema, settings, threads);
-        if let Some(build) = build {
-            println!(
-                "graph build: {:.1} s on {threads} threads ({:.0} faces/s)",
-                build.as_secs_f64(),
-                n as f64 / build.as_secs_f64()
-            );
-        }
-        if truth.is_none() {
-            // Exact top-10s over f32 features, the reference of every precision.
-            let mut exact = if precision == Precision::F32 { None } else { Some(build_exact(&data, &schema)) };
-            let reference = exact.as_mut().unwrap_or(&mut index);
-            let started = Instant::now();
-            let t: Vec<Vec<Vec<Hit>>> = filters
-                .iter()
-                .map(|(_, f)| data.queries.iter().map(|q| exact_search(reference, q, 10, f.as_ref())).collect())
-                .collect();
-            println!("exact reference top-10s in {:.1} s", started.elapsed().as_secs_f64());
-            if let Ok(path) = std::env::var("FRS_ANN_EXPORT") {
-                export(&path, &data, &t);
-            }
-            truth = Some(t);
-        }
-        let truth = truth.as_deref().unwrap_or_default();
+        let started = Instant::now();
+        let mut index = load(&data, &schema, settings);
+        println!(
+            "load: {:.2} s for {n} faces inserted one by one (as a growing set: the sign codes made at {} faces, then each face encoded as it comes)",
+            started.elapsed().as_secs_f64(),
+            ann.exact_below
+        );
         if has("recall") {
-            recall(&mut index, &data, &filters, truth, &efs, &filter_efs, precision);
+            recall(&mut index, &data, &filters, &truth, &reranks, precision);
         }
         if p == 0 {
             if has("threshold") {
-                threshold(&data, &schema, settings, threads, quick);
+                threshold(&data, &schema, settings, quick);
             }
             if has("filters") {
                 selectivity(&mut index, &data, &schema);
@@ -180,7 +148,7 @@ fn main() {
             restart(&index, &data, &schema, settings);
         }
         if has("writes") && p == 0 {
-            writes(index, &data, &model, &schema, truth);
+            writes(index, &data, &model, &truth);
         }
     }
 }
@@ -522,67 +490,9 @@ fn calibrate(data: &Data, model: &FaceModel) {
 // ---------------------------------------------------------------------------------------------------
 // Building
 
-fn cache_path(data: &Data, settings: IndexSettings) -> Option<PathBuf> {
-    let ann = settings.ann?;
-    let dir = PathBuf::from(
-        std::env::var("FRS_ANN_CACHE")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/ann-cache").to_string()),
-    );
-    std::fs::create_dir_all(&dir).ok()?;
-    // One graph per face model, size and settings, whatever the precision: f16/i8 runs search the
-    // graph the f32 run built (the file holds links and face ids only).
-    Some(dir.join(format!(
-        "{}-n{}-m{}-efc{}-v{}.graph",
-        data.model_name,
-        data.len(),
-        ann.m,
-        ann.ef_construction,
-        frs_index::GRAPH_FILE_VERSION
-    )))
-}
-
-/// The set with its graph (loaded from the cache when there, else built and cached) and the
-/// build time if it was built.
-fn build_index(
-    data: &Data,
-    schema: &Schema,
-    settings: IndexSettings,
-    threads: usize,
-) -> (FaceSetIndex, Option<Duration>) {
+/// The set as `frs-service` loads it: every face inserted in order.
+fn load(data: &Data, schema: &Schema, settings: IndexSettings) -> FaceSetIndex {
     let mut index = FaceSetIndex::with_settings(schema.clone(), DIM, settings);
-    index.reserve(data.len());
-    index.defer_graph();
-    for i in 0..data.len() {
-        index.insert(data.entry(i), data.feature(i)).expect("insert");
-    }
-    let cache = cache_path(data, settings);
-    let quick_run = data.len() < 10_000;
-    if let Some(path) = cache.as_ref().filter(|_| !quick_run)
-        && let Ok(file) = File::open(path)
-    {
-        match index.load_graph(std::io::BufReader::new(file)) {
-            Ok(load) if load.pending == 0 => {
-                println!("graph loaded from {}", path.display());
-                return (index, None);
-            }
-            Ok(load) => println!("cached graph {} misses {} faces: rebuilding", path.display(), load.pending),
-            Err(e) => println!("cached graph {} refused ({e}): rebuilding", path.display()),
-        }
-    }
-    let started = Instant::now();
-    index.build_graph(threads);
-    let build = started.elapsed();
-    if let Some(path) = cache.filter(|_| !quick_run)
-        && let Ok(file) = File::create(&path)
-    {
-        let _ = index.save_graph(BufWriter::new(file));
-    }
-    (index, Some(build))
-}
-
-/// The f32 set without a graph: the exact reference.
-fn build_exact(data: &Data, schema: &Schema) -> FaceSetIndex {
-    let mut index = FaceSetIndex::new(schema.clone(), DIM);
     index.reserve(data.len());
     for i in 0..data.len() {
         index.insert(data.entry(i), data.feature(i)).expect("insert");
@@ -590,7 +500,7 @@ fn build_exact(data: &Data, schema: &Schema) -> FaceSetIndex {
     index
 }
 
-/// Exact top-n (an index with a graph is searched with `exact_below: usize::MAX`, then restored).
+/// Exact top-n (an index with codes is searched with `exact_below: usize::MAX`, then restored).
 fn exact_search(index: &mut FaceSetIndex, query: &[f32], top_n: usize, filter: Option<&Filter>) -> Vec<Hit> {
     let params = SearchParams { top_n, min_cosine: -1.0, filter, sort: &[] };
     let before = index.settings().ann;
@@ -608,9 +518,10 @@ fn exact_search(index: &mut FaceSetIndex, query: &[f32], top_n: usize, filter: O
 // ---------------------------------------------------------------------------------------------------
 // Sections
 
-fn with_search(index: &mut FaceSetIndex, ef: usize, exact_below: usize, permille: u32) {
+/// Sets the re-scored share and the thresholds (the codes, once made, are kept).
+fn with_search(index: &mut FaceSetIndex, rerank_permille: u32, exact_below: usize, min_permille: u32) {
     let Some(ann) = index.settings().ann else { return };
-    index.set_ann_settings(AnnSettings { ef_search: ef, exact_below, graph_min_permille: permille, ..ann });
+    index.set_ann_settings(AnnSettings { rerank_permille, exact_below, min_permille, ..ann });
 }
 
 /// Cosine of similarity 0.80 (FAR ~1e-2) and 0.93 (FAR ~1e-4, FRS's advice) in docs/similarity.md.
@@ -699,14 +610,13 @@ fn recall(
     data: &Data,
     filters: &[(&str, Option<Filter>)],
     truth: &[Vec<Vec<Hit>>],
-    efs: &[usize],
-    filter_efs: &[usize],
+    reranks: &[u32],
     precision: Precision,
 ) {
     println!(
-        "{:<22} {:>5} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10}",
+        "{:<22} {:>7} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10}",
         "filter",
-        "ef",
+        "rerank",
         "path",
         "p50 ms",
         "p90 ms",
@@ -718,33 +628,35 @@ fn recall(
         "R same",
         "max |err|"
     );
-    let defaults = AnnSettings::default();
+    let ann = index.settings().ann.expect("codes");
     for (f, (name, filter)) in filters.iter().enumerate() {
-        // Exact scan of the same index (the baseline), then search as configured (default thresholds:
-        // the path `search` picks) at each ef.
-        with_search(index, 64, usize::MAX, 0);
+        // The exact scan of the same index (the baseline), then search as configured (the path the
+        // thresholds pick) at each re-scored share.
+        with_search(index, ann.rerank_permille, usize::MAX, 0);
         let exact = run(index, data, filter.as_ref(), &truth[f]);
         print_run(name, "-", "exact", &exact, precision);
-        for &ef in if filter.is_some() { filter_efs } else { efs } {
-            with_search(index, ef, defaults.exact_below, defaults.graph_min_permille);
+        for &permille in reranks {
+            with_search(index, permille, ann.exact_below, ann.min_permille);
             let path = index.search_path(filter.as_ref());
             if path == SearchPath::Exact {
-                println!("{name:<22} {:>5} {:>6} (the filter's count picks the exact scan above)", "any", "auto");
+                println!("{name:<22} {:>7} {:>6} (the filter's count picks the exact scan above)", "any", "auto");
                 break;
             }
+            let candidates = filter.as_ref().map_or(data.len(), |f| index.select(f).len());
+            let rerank = index.settings().ann.expect("codes").rerank(candidates);
             let r = run(index, data, filter.as_ref(), &truth[f]);
-            print_run(name, &ef.to_string(), "graph", &r, precision);
+            print_run(name, &rerank.to_string(), "codes", &r, precision);
         }
     }
-    with_search(index, AnnSettings::default().ef_search, AnnSettings::default().exact_below, 50);
+    index.set_ann_settings(ann);
 }
 
-fn print_run(name: &str, ef: &str, path: &str, r: &Run, precision: Precision) {
+fn print_run(name: &str, rerank: &str, path: &str, r: &Run, precision: Precision) {
     let err = if precision == Precision::F32 { "0 (f32)".to_string() } else { format!("{:.1e}", r.score_error) };
     println!(
-        "{:<22} {:>5} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>9.4} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>10}",
+        "{:<22} {:>7} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>9.4} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>10}",
         name,
-        ef,
+        rerank,
         path,
         ms(pct(&r.times, 0.5)),
         ms(pct(&r.times, 0.9)),
@@ -758,25 +670,30 @@ fn print_run(name: &str, ef: &str, path: &str, r: &Run, precision: Precision) {
     );
 }
 
-fn threshold(data: &Data, schema: &Schema, settings: IndexSettings, threads: usize, quick: bool) {
-    println!("\n-- exact vs graph by set size (the exact_below choice; graph at the default ef {}) --", 96);
-    println!("{:>9} {:>12} {:>12} {:>10} {:>10}", "faces", "exact p50", "graph p50", "recall@10", "build s");
-    let sizes: Vec<usize> = if quick { vec![1_000, 4_000] } else { env_list("FRS_ANN_SIZES", "50000,100000") };
+fn threshold(data: &Data, schema: &Schema, settings: IndexSettings, quick: bool) {
+    let ann = settings.ann.expect("codes");
+    println!(
+        "\n-- exact vs code search by set size (the exact_below choice; {} ‰ re-scored, at least {}) --",
+        ann.rerank_permille, ann.min_rerank
+    );
+    println!("{:>9} {:>12} {:>12} {:>10}", "faces", "exact p50", "codes p50", "recall@10");
+    let sizes: Vec<usize> =
+        if quick { vec![1_000, 4_000] } else { env_list("FRS_ANN_SIZES", "10000,20000,50000,100000,200000") };
     for size in sizes.into_iter().filter(|&s| s <= data.len()) {
         let sub = Data::subset(data, size);
-        let (mut index, build) = build_index(&sub, schema, settings, threads);
-        with_search(&mut index, 64, usize::MAX, 0);
+        let mut index =
+            load(&sub, schema, IndexSettings { ann: Some(AnnSettings { exact_below: 1, ..ann }), ..settings });
         let truth: Vec<Vec<Hit>> = sub.queries.iter().map(|q| exact_search(&mut index, q, 10, None)).collect();
+        with_search(&mut index, ann.rerank_permille, usize::MAX, 0);
         let exact = run(&index, &sub, None, &truth);
-        with_search(&mut index, 96, 0, 0);
-        let graph = run(&index, &sub, None, &truth);
+        with_search(&mut index, ann.rerank_permille, 1, 0);
+        let codes = run(&index, &sub, None, &truth);
         println!(
-            "{:>9} {:>9.3} ms {:>9.3} ms {:>10.4} {:>10}",
+            "{:>9} {:>9.3} ms {:>9.3} ms {:>10.4}",
             size,
             ms(pct(&exact.times, 0.5)),
-            ms(pct(&graph.times, 0.5)),
-            graph.recall,
-            build.map_or("cached".into(), |b| format!("{:.1}", b.as_secs_f64()))
+            ms(pct(&codes.times, 0.5)),
+            codes.recall
         );
     }
 }
@@ -807,11 +724,13 @@ impl Data {
 }
 
 fn selectivity(index: &mut FaceSetIndex, data: &Data, schema: &Schema) {
-    println!("\n-- filtered: graph vs exact scan of the matching faces (the graph_min_permille choice) --");
+    let ann = index.settings().ann.expect("codes");
+    println!("\n-- filtered: code search vs exact scan of the matching faces (the min_permille choice) --");
     println!(
         "{:<24} {:>9} {:>12} {:>12} {:>10} {:>9}",
-        "filter", "matching", "exact p50", "graph p50", "recall@10", "chosen"
+        "filter", "matching", "exact p50", "codes p50", "recall@10", "chosen"
     );
+    let data = &data.with_queries(200);
     for (expr, label) in [
         ("dept:[0 TO 49]", "50 %"),
         ("dept:[0 TO 19]", "20 %"),
@@ -823,21 +742,20 @@ fn selectivity(index: &mut FaceSetIndex, data: &Data, schema: &Schema) {
     ] {
         let filter = Filter::parse(expr, schema).expect("filter");
         let matching = index.select(&filter).len();
-        let data = &data.with_queries(200);
-        with_search(index, 96, usize::MAX, 0);
         let truth: Vec<Vec<Hit>> = data.queries.iter().map(|q| exact_search(index, q, 10, Some(&filter))).collect();
+        with_search(index, ann.rerank_permille, usize::MAX, 0);
         let exact = run(index, data, Some(&filter), &truth);
-        with_search(index, 96, 0, 0);
-        let graph = run(index, data, Some(&filter), &truth);
-        with_search(index, 96, AnnSettings::default().exact_below, AnnSettings::default().graph_min_permille);
+        with_search(index, ann.rerank_permille, 1, 0);
+        let codes = run(index, data, Some(&filter), &truth);
+        index.set_ann_settings(ann);
         let chosen = index.search_path(Some(&filter));
         println!(
             "{:<24} {:>9} {:>9.3} ms {:>9.3} ms {:>10.4} {:>9}",
             label,
             matching,
             ms(pct(&exact.times, 0.5)),
-            ms(pct(&graph.times, 0.5)),
-            graph.recall,
+            ms(pct(&codes.times, 0.5)),
+            codes.recall,
             format!("{chosen:?}")
         );
     }
@@ -845,66 +763,52 @@ fn selectivity(index: &mut FaceSetIndex, data: &Data, schema: &Schema) {
 
 fn memory(index: &FaceSetIndex, n: usize) {
     let u = index.heap_usage();
-    let graph = index.graph_heap_bytes();
     let per = |b: usize| b as f64 / n as f64;
     println!(
-        "heap per face: {:.0} B = vectors {:.0} + graph {:.0} + entries {:.0} + id map {:.0} + fields {:.0} (custom-field values + columns)",
+        "heap per face: {:.0} B = vectors {:.0} + codes {:.0} + entries {:.0} + id map {:.0} + fields {:.0} (custom-field values + columns)",
         per(u.total()),
-        per(u.features - graph),
-        per(graph),
+        per(u.features),
+        per(u.codes),
         per(u.entries),
         per(u.id_map),
         per(u.field_values + u.columns)
     );
     println!(
-        "  at 10,000,000 faces (linear): {:.2} GB total, {:.2} GB vectors + graph",
+        "  at 10,000,000 faces (linear): {:.2} GB total, {:.2} GB vectors + codes",
         per(u.total()) * 1e7 / 1e9,
-        per(u.features) * 1e7 / 1e9
+        per(u.features + u.codes) * 1e7 / 1e9
     );
 }
 
 fn restart(index: &FaceSetIndex, data: &Data, schema: &Schema, settings: IndexSettings) {
-    let dir = std::env::temp_dir().join(format!("frs-ann-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("set.graph");
+    let ann = settings.ann.expect("codes");
+    // As FaceLibrary loads a set from the store: every face inserted, then the codes of all of them.
     let started = Instant::now();
-    index.save_graph(BufWriter::new(File::create(&path).expect("create"))).expect("save");
-    let save = started.elapsed();
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    // A restart: faces streamed in (as FaceLibrary::load does from the store), then the graph file.
-    let entries: Vec<FaceEntry> = (0..data.len()).map(|i| data.entry(i)).collect();
-    let started = Instant::now();
-    let mut fresh = FaceSetIndex::with_settings(schema.clone(), DIM, settings);
-    fresh.reserve(data.len());
-    fresh.defer_graph();
-    for (i, entry) in entries.into_iter().enumerate() {
-        fresh.insert(entry, data.feature(i)).expect("insert");
-    }
-    let inserted = started.elapsed();
-    let load = fresh.load_graph(std::io::BufReader::new(File::open(&path).expect("open"))).expect("load");
-    fresh.build_graph(1);
+    let mut fresh =
+        load(data, schema, IndexSettings { ann: Some(AnnSettings { exact_below: usize::MAX, ..ann }), ..settings });
+    let inserts = started.elapsed();
+    fresh.set_ann_settings(ann);
     let total = started.elapsed();
-    let q = &data.queries[0];
+    assert!(fresh.has_codes() || data.len() < ann.exact_below);
     let params = SearchParams { top_n: 10, min_cosine: -1.0, filter: None, sort: &[] };
-    assert_eq!(fresh.search(q, &params), index.search(q, &params), "same answers after the reload");
+    let (mut same, mut total_hits) = (0, 0);
+    for q in &data.queries {
+        let before: HashSet<FaceId> = index.search(q, &params).iter().map(|h| h.face_id).collect();
+        same += fresh.search(q, &params).iter().filter(|h| before.contains(&h.face_id)).count();
+        total_hits += before.len();
+    }
     println!(
-        "restart: save {:.2} s ({:.0} MB, {:.0} B/face); reload {:.2} s = inserts (deferred graph) {:.2} s + graph file {:.2} s; {} attached, {} pending; same answers",
-        save.as_secs_f64(),
-        size as f64 / 1e6,
-        size as f64 / data.len() as f64,
+        "restart: {:.2} s = inserts {:.2} s + the whole set's codes {:.2} s; {:.4} of the hits before the restart found again",
         total.as_secs_f64(),
-        inserted.as_secs_f64(),
-        (total - inserted).as_secs_f64(),
-        load.attached,
-        load.pending
+        inserts.as_secs_f64(),
+        (total - inserts).as_secs_f64(),
+        same as f64 / total_hits.max(1) as f64
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn writes(index: FaceSetIndex, data: &Data, model: &FaceModel, schema: &Schema, truth: &[Vec<Vec<Hit>>]) {
+fn writes(index: FaceSetIndex, data: &Data, model: &FaceModel, truth: &[Vec<Vec<Hit>>]) {
     println!("\n-- writes at {} faces --", data.len());
     let mut index = index;
-    with_search(&mut index, AnnSettings::default().ef_search, 0, 50);
     let extra = Data::generate(2_000, 0, 1234, model, None);
     let mut insert_times = Vec::new();
     for i in 0..1_000 {
@@ -921,7 +825,7 @@ fn writes(index: FaceSetIndex, data: &Data, model: &FaceModel, schema: &Schema, 
     }
     remove_times.sort();
     println!(
-        "insert (graph linking included): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; remove (tombstone): p50 {:.4} ms",
+        "insert (code included): p50 {:.4} ms, p99 {:.4} ms, max {:.3} ms; remove: p50 {:.4} ms",
         ms(pct(&insert_times, 0.5)),
         ms(pct(&insert_times, 0.99)),
         ms(insert_times[insert_times.len() - 1]),
@@ -985,38 +889,21 @@ fn writes(index: FaceSetIndex, data: &Data, model: &FaceModel, schema: &Schema, 
         ms(pct(&busy, 0.99))
     );
 
-    // Remove 10 % of the original faces, compact, and measure recall against the surviving truth.
+    // Remove 10 % of the original faces and measure recall against the surviving truth.
     let mut index = shared.into_inner().expect("lock");
     let removed: HashSet<FaceId> = data.ids.iter().step_by(10).copied().collect();
     for id in &removed {
         index.remove(*id);
     }
-    let params = SearchParams { top_n: 10, min_cosine: -1.0, filter: None, sort: &[] };
-    let recall_now = |index: &FaceSetIndex| {
-        let (mut found, mut total) = (0, 0);
-        for (i, q) in data.queries.iter().enumerate() {
-            // The reference: exact top-10 of the survivors.
-            let survivors: Vec<FaceId> =
-                truth[0][i].iter().map(|h| h.face_id).filter(|id| !removed.contains(id)).collect();
-            let hits = index.search(q, &params);
-            let got: HashSet<FaceId> = hits.iter().map(|h| h.face_id).collect();
-            found += survivors.iter().filter(|id| got.contains(id)).count();
-            total += survivors.len();
-        }
-        found as f64 / total.max(1) as f64
-    };
-    let with_tombstones = recall_now(&index);
-    let started = Instant::now();
-    index.compact();
-    let compact = started.elapsed();
-    let after = recall_now(&index);
-    println!(
-        "10 % removed: recall of the surviving exact top-10 {:.4} with tombstones; compact {:.2} s; {:.4} after",
-        with_tombstones,
-        compact.as_secs_f64(),
-        after
-    );
-    let _ = schema;
+    let (mut found, mut total) = (0, 0);
+    for (i, q) in data.queries.iter().enumerate() {
+        // The reference: exact top-10 of the survivors.
+        let survivors: Vec<FaceId> = truth[0][i].iter().map(|h| h.face_id).filter(|id| !removed.contains(id)).collect();
+        let got: HashSet<FaceId> = index.search(q, &params).iter().map(|h| h.face_id).collect();
+        found += survivors.iter().filter(|id| got.contains(id)).count();
+        total += survivors.len();
+    }
+    println!("10 % removed: recall of the surviving exact top-10 {:.4}", found as f64 / total.max(1) as f64);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1056,233 +943,6 @@ fn export(path: &str, data: &Data, truth: &[Vec<Vec<Hit>>]) {
     }
     w.flush().expect("flush");
     println!("exported vectors, probes and exact top-10s to {path}");
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Sign-code prefilter: a design measured here before it goes into frs-index
-
-/// Candidate route to recall@10 ≥ 0.99 at ≤ 2 ms on 1M faces, one core (docs/search-at-scale.md):
-/// every face keeps a 1-bit code of its centred, randomly rotated feature (16 bytes, RaBitQ's
-/// estimator: Gao & Long, SIGMOD 2024) and three `f32` factors; a query estimates the cosine of
-/// every face from popcounts against its own rotated feature quantised to 4 bits, keeps the faces
-/// whose estimate clears a threshold set on a 1-in-64 sample to pass about `k` of them, and
-/// re-scores those exactly on their `f32` rows (`Kernel::gather`).
-struct SignCodes {
-    mean: Vec<f32>,
-    /// `DIM`×`DIM` row-major orthogonal matrix.
-    rotation: Vec<f32>,
-    /// Sign bits 0–63 and 64–127 of each face's rotated, centred feature `u`.
-    low: Vec<u64>,
-    high: Vec<u64>,
-    /// `|u|² / |u|₁`, the estimator's scale.
-    scale: Vec<f32>,
-    /// Number of set bits of the code.
-    ones: Vec<f32>,
-    /// `⟨x − mean, mean⟩`, the part of the cosine the centring moved out of `u`.
-    offset: Vec<f32>,
-}
-
-/// A query against `SignCodes`: its rotated centred feature `v` ≈ `low + step·q` with 4-bit `q`,
-/// held as four bit planes.
-struct SignQuery {
-    planes: [[u64; 2]; 4],
-    low: f32,
-    step: f32,
-    sum: f32,
-}
-
-#[allow(unsafe_code)] // the AVX-512 popcount scan.
-impl SignCodes {
-    fn new(data: &Data) -> SignCodes {
-        let mean = mean_of(data.features.chunks_exact(DIM));
-        let mut rng = StdRng::seed_from_u64(11);
-        let mut rotation: Vec<f32> = Vec::with_capacity(DIM * DIM);
-        for _ in 0..DIM {
-            // Gram–Schmidt on Gaussian rows: a uniformly random orthogonal matrix.
-            let mut row: Vec<f32> = (0..DIM).map(|_| gaussian(&mut rng)).collect();
-            for done in rotation.chunks_exact(DIM) {
-                let along = dot(&row, done);
-                row.iter_mut().zip(done).for_each(|(r, d)| *r -= along * d);
-            }
-            rotation.extend(normalise(row));
-        }
-        let mut codes = SignCodes {
-            mean,
-            rotation,
-            low: Vec::with_capacity(data.len()),
-            high: Vec::with_capacity(data.len()),
-            scale: Vec::with_capacity(data.len()),
-            ones: Vec::with_capacity(data.len()),
-            offset: Vec::with_capacity(data.len()),
-        };
-        for i in 0..data.len() {
-            let centred: Vec<f32> = data.feature(i).iter().zip(&codes.mean).map(|(x, m)| x - m).collect();
-            let u = codes.rotate(&centred);
-            let bits = |range: std::ops::Range<usize>| {
-                range.clone().filter(|&k| u[k] > 0.0).fold(0u64, |word, k| word | 1 << (k - range.start))
-            };
-            let (low, high) = (bits(0..64), bits(64..DIM));
-            codes.low.push(low);
-            codes.high.push(high);
-            codes.scale.push(dot(&u, &u) / u.iter().map(|x| x.abs()).sum::<f32>());
-            codes.ones.push((low.count_ones() + high.count_ones()) as f32);
-            codes.offset.push(dot(&centred, &codes.mean));
-        }
-        codes
-    }
-
-    fn rotate(&self, v: &[f32]) -> Vec<f32> {
-        self.rotation.chunks_exact(DIM).map(|row| dot(row, v)).collect()
-    }
-
-    fn query(&self, q: &[f32]) -> SignQuery {
-        let centred: Vec<f32> = q.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
-        let v = self.rotate(&centred);
-        let low = v.iter().copied().fold(f32::INFINITY, f32::min);
-        let step = (v.iter().copied().fold(f32::NEG_INFINITY, f32::max) - low) / 15.0;
-        let mut planes = [[0u64; 2]; 4];
-        for (k, x) in v.iter().enumerate() {
-            let level = ((x - low) / step).round() as u32;
-            for (p, plane) in planes.iter_mut().enumerate() {
-                plane[k / 64] |= u64::from(level >> p & 1) << (k % 64);
-            }
-        }
-        SignQuery { planes, low, step, sum: v.iter().sum() }
-    }
-
-    /// The estimated cosine of face `i` (up to the query's constant `⟨q, mean⟩`):
-    /// `scale·⟨sign(u), v⟩ + offset`, with `⟨sign(u), v⟩ = 2·Σ_{bits set} v − Σ v`.
-    fn estimate(&self, q: &SignQuery, i: usize) -> f32 {
-        let levels: u32 = (0..4)
-            .map(|p| ((self.low[i] & q.planes[p][0]).count_ones() + (self.high[i] & q.planes[p][1]).count_ones()) << p)
-            .sum();
-        self.scale[i] * (2.0 * (q.low * self.ones[i] + q.step * levels as f32) - q.sum) + self.offset[i]
-    }
-
-    /// The faces whose estimate is at least `threshold`, in row order.
-    fn scan(&self, q: &SignQuery, threshold: f32, out: &mut Vec<u32>) {
-        #[cfg(target_arch = "x86_64")]
-        let done = if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512dq")
-            && std::is_x86_feature_detected!("avx512vpopcntdq")
-        {
-            // SAFETY: the features were just detected.
-            unsafe { self.scan_avx512(q, threshold, out) }
-        } else {
-            0
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
-        out.extend((done..self.low.len()).filter(|&i| self.estimate(q, i) >= threshold).map(|i| i as u32));
-    }
-
-    /// `scan` over the first multiple of 8 faces, 8 at a time; returns how many were scanned.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq")]
-    unsafe fn scan_avx512(&self, q: &SignQuery, threshold: f32, out: &mut Vec<u32>) -> usize {
-        use std::arch::x86_64::*;
-        let whole = self.low.len() / 8 * 8;
-        let low_planes: [__m512i; 4] = std::array::from_fn(|p| _mm512_set1_epi64(q.planes[p][0] as i64));
-        let high_planes: [__m512i; 4] = std::array::from_fn(|p| _mm512_set1_epi64(q.planes[p][1] as i64));
-        let (two_step, two_low) = (_mm256_set1_ps(2.0 * q.step), _mm256_set1_ps(2.0 * q.low));
-        let (sum, threshold) = (_mm256_set1_ps(q.sum), _mm256_set1_ps(threshold));
-        for i in (0..whole).step_by(8) {
-            // SAFETY: i + 8 ≤ whole ≤ the length of every per-face array.
-            unsafe {
-                let low = _mm512_loadu_si512(self.low.as_ptr().add(i).cast());
-                let high = _mm512_loadu_si512(self.high.as_ptr().add(i).cast());
-                let mut levels = _mm512_setzero_si512();
-                for p in 0..4 {
-                    let count = _mm512_add_epi64(
-                        _mm512_popcnt_epi64(_mm512_and_si512(low, low_planes[p])),
-                        _mm512_popcnt_epi64(_mm512_and_si512(high, high_planes[p])),
-                    );
-                    levels = _mm512_add_epi64(levels, _mm512_sllv_epi64(count, _mm512_set1_epi64(p as i64)));
-                }
-                let levels = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(levels));
-                let ones = _mm256_loadu_ps(self.ones.as_ptr().add(i));
-                let inner = _mm256_sub_ps(_mm256_fmadd_ps(two_step, levels, _mm256_mul_ps(two_low, ones)), sum);
-                let scale = _mm256_loadu_ps(self.scale.as_ptr().add(i));
-                let estimate = _mm256_fmadd_ps(scale, inner, _mm256_loadu_ps(self.offset.as_ptr().add(i)));
-                let mut passed = _mm256_cmp_ps_mask::<_CMP_GE_OQ>(estimate, threshold);
-                while passed != 0 {
-                    out.push((i + passed.trailing_zeros() as usize) as u32);
-                    passed &= passed - 1;
-                }
-            }
-        }
-        whole
-    }
-
-    /// The top 10 by exact cosine among about `k` faces passing the estimate.
-    fn search(&self, data: &Data, kernel: Kernel, q: &[f32], k: usize, candidates: &mut Vec<u32>) -> Vec<usize> {
-        let query = self.query(q);
-        let mut sample: Vec<f32> = (0..data.len()).step_by(64).map(|i| self.estimate(&query, i)).collect();
-        let rank = (k * sample.len() / data.len()).min(sample.len() - 1);
-        let threshold = *sample.select_nth_unstable_by(rank, |a, b| b.total_cmp(a)).1;
-        candidates.clear();
-        self.scan(&query, threshold, candidates);
-        let mut scores = vec![0.0; candidates.len()];
-        kernel.gather(q, &data.features, candidates, &mut scores);
-        let mut scored: Vec<(f32, usize)> =
-            scores.into_iter().zip(candidates.iter().map(|&row| row as usize)).collect();
-        let top = scored.len().min(10);
-        if top > 0 {
-            scored.select_nth_unstable_by(top - 1, |a, b| b.0.total_cmp(&a.0));
-        }
-        scored[..top].iter().map(|&(_, row)| row).collect()
-    }
-}
-
-/// Recall@10 against the exact top-10 and latency of `SignCodes` for each candidate count, next
-/// to the exact scan of the same faces and probes in the same run.
-fn prefilter(data: &Data, schema: &Schema, candidate_counts: &[usize]) {
-    let started = Instant::now();
-    let codes = SignCodes::new(data);
-    println!(
-        "\n-- sign-code prefilter ({} faces, codes built in {:.1} s) --",
-        data.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let mut exact = build_exact(data, schema);
-    let slot = slot_map(data);
-    let mut exact_times = Vec::new();
-    let truth: Vec<Vec<usize>> = data
-        .queries
-        .iter()
-        .map(|q| {
-            let started = Instant::now();
-            let hits = exact_search(&mut exact, q, 10, None);
-            exact_times.push(started.elapsed());
-            hits.iter().map(|h| slot[&h.face_id]).collect()
-        })
-        .collect();
-    exact_times.sort();
-    println!("exact scan: p50 {:.3} ms, p90 {:.3} ms", ms(pct(&exact_times, 0.5)), ms(pct(&exact_times, 0.9)));
-    println!("{:>10} {:>10} {:>10} {:>10} {:>12}", "k", "recall@10", "p50 ms", "p90 ms", "candidates");
-    let mut candidates = Vec::new();
-    for &k in candidate_counts.iter().filter(|&&k| k < data.len()) {
-        let (mut times, mut found, mut counts) = (Vec::new(), 0usize, Vec::new());
-        for (q, expected) in data.queries.iter().zip(&truth) {
-            let started = Instant::now();
-            let top = black_box(codes.search(data, exact.kernel(), q, k, &mut candidates));
-            times.push(started.elapsed());
-            counts.push(candidates.len());
-            found += expected.iter().filter(|row| top.contains(row)).count();
-        }
-        times.sort();
-        counts.sort_unstable();
-        let total: usize = truth.iter().map(Vec::len).sum();
-        println!(
-            "{:>10} {:>10.4} {:>10.3} {:>10.3} {:>12}",
-            k,
-            found as f64 / total as f64,
-            ms(pct(&times, 0.5)),
-            ms(pct(&times, 0.9)),
-            counts[counts.len() / 2]
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------

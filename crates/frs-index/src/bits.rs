@@ -42,7 +42,6 @@ impl Bits {
         self.len
     }
 
-    #[cfg(test)]
     pub(crate) fn words(&self) -> &[u64] {
         &self.words
     }
@@ -91,13 +90,6 @@ impl Bits {
     pub(crate) fn or_with(&mut self, other: &Bits) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a |= b;
-        }
-    }
-
-    /// Clears the bits set in `other`.
-    pub(crate) fn and_not_with(&mut self, other: &Bits) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= !b;
         }
     }
 

@@ -1,16 +1,15 @@
 //! One face set in memory: features, entries, filter columns, exact search over them, and for large
-//! sets an HNSW graph searched instead.
+//! sets sign codes that pick the faces worth scoring.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
-use std::io::{Read, Write};
 
 use crate::bits::Bits;
+use crate::codes::SignCodes;
 use crate::columns::{Column, Number, hash_scan, str_hash};
 use crate::face_id::FaceId;
 use crate::filter::{Filter, Node, Predicate, Target, Term};
-use crate::hnsw::{Graph, GraphFileError, SavedGraph, Space};
 use crate::kernel::Kernel;
 use crate::schema::{FieldValue, FieldValues, Schema};
 use crate::settings::{AnnSettings, IndexSettings};
@@ -71,9 +70,10 @@ pub enum IndexError {
 /// Heap bytes of an index by part (see [`FaceSetIndex::heap_usage`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapUsage {
-    /// The feature matrix (capacity included) and, with an ANN index, its graph and tombstones
-    /// ([`FaceSetIndex::graph_heap_bytes`] tells the graph's share).
+    /// The feature matrix, capacity included.
     pub features: usize,
+    /// The sign codes of a large set (0 without them).
+    pub codes: usize,
     /// The entries array, each entry's `external_image_id` text, and the `external_image_id` hash column.
     pub entries: usize,
     /// The `FaceId` → slot map (estimated from its capacity).
@@ -87,9 +87,13 @@ pub struct HeapUsage {
 impl HeapUsage {
     /// The sum of the parts.
     pub fn total(&self) -> usize {
-        self.features + self.entries + self.id_map + self.field_values + self.columns
+        self.features + self.codes + self.entries + self.id_map + self.field_values + self.columns
     }
 }
+
+/// Codes fitted on fewer faces than this are made again when the set doubles (at most ~0.1 s of
+/// the set's write lock); fitted on more, they are kept.
+const REFIT_BELOW: usize = 65_536;
 
 /// Rows added at least when the feature matrix and the other per-face arrays grow.
 const MIN_GROWTH: usize = 256;
@@ -108,39 +112,27 @@ pub(crate) fn grow<T>(v: &mut Vec<T>, additional: usize, min_chunk: usize) {
 pub enum SearchPath {
     /// Every candidate face scored: the exact answer.
     Exact,
-    /// The HNSW graph: approximate candidates, scored as exact search scores them.
-    Graph,
+    /// The sign codes estimate every candidate face; the best estimates are scored as exact search
+    /// scores them.
+    Codes,
 }
 
-/// What [`FaceSetIndex::load_graph`] attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GraphLoad {
-    /// Nodes in the file.
-    pub saved: usize,
-    /// Saved nodes matched to a face of the index (by face id) and attached.
-    pub attached: usize,
-    /// Faces of the index the file does not name (added since it was saved): linked by the next
-    /// [`FaceSetIndex::build_graph`].
-    pub pending: usize,
-}
-
-/// The graph part of an index with [`IndexSettings::ann`].
+/// The approximate part of an index with [`IndexSettings::ann`].
 struct Ann {
     settings: AnnSettings,
-    graph: Graph,
-    /// Slots of removed faces: still graph nodes (routes go through them) until [`FaceSetIndex::compact`].
-    deleted: Bits,
-    deleted_count: usize,
-    /// Inserts append unlinked nodes (bulk loading); searches are exact until `build_graph`.
-    deferred: bool,
+    /// Made when the set first holds `settings.exact_below` faces, centred on their mean; made again
+    /// each time a set fitted on fewer than [`REFIT_BELOW`] faces doubles; kept in step with the
+    /// features in between.
+    codes: Option<SignCodes>,
 }
 
 /// One face set in memory: features (L2-normalised, `dim` each) and entries, kept in step with the
 /// store by the caller.
 ///
 /// [`FaceSetIndex::new`] makes an exact-only index of `f32` features; [`FaceSetIndex::with_settings`]
-/// can hold features as `f16`/`i8` ([`crate::Precision`]) and add an HNSW graph ([`AnnSettings`]) that
-/// searches with enough candidates use instead of the exact scan (see [`FaceSetIndex::search`]).
+/// can hold features as `f16`/`i8` ([`crate::Precision`]) and, for large sets, sign codes
+/// ([`AnnSettings`]) that searches with enough candidates use to pick the faces they score (see
+/// [`FaceSetIndex::search`]).
 ///
 /// Layout: one row-major feature matrix and a parallel `Vec<FaceEntry>`, indexed by slot;
 /// a `HashMap<FaceId, u32>` from id to slot; a 32-bit hash column of `external_image_id`; one column
@@ -154,10 +146,8 @@ struct Ann {
 /// integer field) is kept in the entry but never matches a filter term or sorts (an `Integer` in a
 /// float/double field is taken as that number).
 ///
-/// With a graph, slots are stable: removal leaves a tombstone (the face is gone from every read and
-/// search at once; its node keeps routing graph searches) until [`FaceSetIndex::compact`] drops the
-/// tombstones, and an insert links the new face into the graph (~0.1–0.3 ms at a million faces;
-/// `docs/search-at-scale.md` has the figures).
+/// With sign codes, an insert also encodes the new face (one `dim`×`dim` rotation, microseconds) and
+/// removal moves the last face's code with its row.
 pub struct FaceSetIndex {
     schema: Schema,
     dim: usize,
@@ -178,7 +168,7 @@ impl std::fmt::Debug for FaceSetIndex {
             .field("len", &self.len())
             .field("kernel", &self.kernel)
             .field("precision", &self.vectors.precision())
-            .field("graph", &self.ann.as_ref().map(|a| &a.graph))
+            .field("codes", &self.ann.as_ref().map(|a| a.codes.is_some()))
             .finish_non_exhaustive()
     }
 }
@@ -190,8 +180,8 @@ impl FaceSetIndex {
         FaceSetIndex::with_settings(schema, dim, IndexSettings::default())
     }
 
-    /// An empty set with the given feature precision and, if `settings.ann` is set, an HNSW graph
-    /// maintained from the first insert.
+    /// An empty set with the given feature precision and, if `settings.ann` is set, sign codes made
+    /// once it holds [`AnnSettings::exact_below`] faces.
     pub fn with_settings(schema: Schema, dim: usize, settings: IndexSettings) -> Self {
         assert!(dim > 0, "feature dimension must be positive");
         let columns = schema.fields().map(|(_, t)| Column::new(t)).collect();
@@ -204,29 +194,37 @@ impl FaceSetIndex {
             slots: HashMap::new(),
             ext_hashes: Vec::new(),
             columns,
-            ann: settings.ann.map(|a| Ann {
-                settings: a,
-                graph: Graph::new(a.m, a.ef_construction),
-                deleted: Bits::default(),
-                deleted_count: 0,
-                deferred: false,
-            }),
+            ann: settings.ann.map(|settings| Ann { settings, codes: None }),
         }
     }
 
-    /// The settings: precision, and the graph's as last set.
+    /// The settings: precision, and the approximate search's as last set.
     pub fn settings(&self) -> IndexSettings {
         IndexSettings { precision: self.vectors.precision(), ann: self.ann.as_ref().map(|a| a.settings) }
     }
 
-    /// Changes the graph's search settings (`exact_below`, `graph_min_permille`, `ef_search`) and
-    /// `ef_construction` for later inserts; `m` is fixed when the index is made (a different `m` is
-    /// ignored). No effect without a graph.
+    /// Changes the approximate search's settings; makes the sign codes now if the set already holds
+    /// the new `exact_below` faces. No effect on an index made without them.
     pub fn set_ann_settings(&mut self, settings: AnnSettings) {
         if let Some(ann) = &mut self.ann {
-            let m = ann.settings.m;
-            ann.settings = AnnSettings { m, ..settings };
-            ann.graph.set_ef_construction(settings.ef_construction);
+            ann.settings = settings;
+        }
+        self.make_codes_if_due();
+    }
+
+    /// Makes the sign codes of every face, centred on their mean, once the set holds
+    /// `exact_below` faces (at least one), and again whenever it has doubled since codes fitted on
+    /// fewer than [`REFIT_BELOW`] faces were made (a mean of a few faces centres the rest badly).
+    fn make_codes_if_due(&mut self) {
+        let len = self.entries.len();
+        if let Some(ann) = &mut self.ann
+            && match &ann.codes {
+                None => len >= ann.settings.exact_below.max(1),
+                Some(codes) => codes.fitted() < REFIT_BELOW && len >= 2 * codes.fitted(),
+            }
+        {
+            let (vectors, dim) = (&self.vectors, self.dim);
+            ann.codes = Some(SignCodes::build(dim, len, |slot| vectors.row(slot, dim), self.kernel));
         }
     }
 
@@ -250,10 +248,9 @@ impl FaceSetIndex {
         self.slots.is_empty()
     }
 
-    /// Removed faces whose slots (and graph nodes) are kept until [`FaceSetIndex::compact`]; always 0
-    /// without a graph.
-    pub fn tombstones(&self) -> usize {
-        self.ann.as_ref().map_or(0, |a| a.deleted_count)
+    /// Whether the set has its sign codes (see [`FaceSetIndex::with_settings`]).
+    pub fn has_codes(&self) -> bool {
+        self.ann.as_ref().is_some_and(|a| a.codes.is_some())
     }
 
     /// The dot-product kernel search uses.
@@ -289,28 +286,19 @@ impl FaceSetIndex {
         self.ext_hashes.push(str_hash(&entry.external_image_id));
         grow(&mut self.entries, 1, MIN_GROWTH);
         self.entries.push(entry);
-        if let Some(Ann { graph, deleted, deferred, .. }) = &mut self.ann {
-            graph.push_node();
-            deleted.push(false);
-            if !*deferred {
-                // Removed faces' nodes may become neighbours (as in hnswlib): they keep routes through
-                // sparse regions until compaction replaces them.
-                let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
-                graph.link_one(space, slot_u32, &|_| true);
-            }
+        if let Some(codes) = self.ann.as_mut().and_then(|a| a.codes.as_mut()) {
+            codes.push(&self.vectors.row(slot, self.dim), self.kernel, MIN_GROWTH);
         }
+        self.make_codes_if_due();
         Ok(())
     }
 
-    /// Removes a face; false if absent. Without a graph in O(1) (the last face moves into its slot);
-    /// with one in O(1) as a tombstone (see the type's documentation).
+    /// Removes a face in O(1) (the last face moves into its slot); false if absent.
     pub fn remove(&mut self, face_id: FaceId) -> bool {
         let Some(slot) = self.slots.remove(&face_id) else { return false };
         let slot = slot as usize;
-        if let Some(ann) = &mut self.ann {
-            ann.deleted.set(slot, true);
-            ann.deleted_count += 1;
-            return true;
+        if let Some(codes) = self.ann.as_mut().and_then(|a| a.codes.as_mut()) {
+            codes.swap_remove(slot);
         }
         let last = self.entries.len() - 1;
         self.vectors.swap_remove(slot, self.dim);
@@ -361,63 +349,31 @@ impl FaceSetIndex {
 
     /// Ids of every face the filter matches, in no particular order.
     pub fn select(&self, filter: &Filter) -> Vec<FaceId> {
-        self.matching(filter).ones_iter().map(|slot| self.entries[slot].face_id).collect()
+        self.eval(&filter.root).ones_iter().map(|slot| self.entries[slot].face_id).collect()
     }
 
     /// Ids of every face with this `external_image_id`, in no particular order.
     pub fn with_external_image_id(&self, external_image_id: &str) -> Vec<FaceId> {
-        let mut bits = self.external_image_id_bits(external_image_id);
-        self.drop_deleted(&mut bits);
+        let bits = self.external_image_id_bits(external_image_id);
         bits.ones_iter().map(|slot| self.entries[slot].face_id).collect()
     }
 
-    /// How [`FaceSetIndex::search`] answers a query with this filter: [`SearchPath::Graph`] when the
-    /// index has a linked graph, at least [`AnnSettings::exact_below`] faces pass the filter, and
-    /// they are at least [`AnnSettings::graph_min_permille`] of the graph's nodes; else exact. The
-    /// count is taken by evaluating the filter on the columns (what search does first anyway).
+    /// How [`FaceSetIndex::search`] answers a query with this filter: [`SearchPath::Codes`] when the
+    /// index has its sign codes, at least [`AnnSettings::exact_below`] faces pass the filter, and they
+    /// are at least [`AnnSettings::min_permille`] of the set; else exact. The count is taken by
+    /// evaluating the filter on the columns (what search does first anyway).
     pub fn search_path(&self, filter: Option<&Filter>) -> SearchPath {
-        let bits = self.candidates(filter);
-        self.choose_path(bits.as_ref())
+        let bits = filter.map(|f| self.eval(&f.root));
+        self.choose_path(bits.as_ref()).0
     }
 
-    fn choose_path(&self, bits: Option<&Bits>) -> SearchPath {
-        let Some(ann) = &self.ann else { return SearchPath::Exact };
-        if ann.deferred || ann.graph.unlinked() > 0 {
-            return SearchPath::Exact;
-        }
+    /// The path, and how many faces pass the filter.
+    fn choose_path(&self, bits: Option<&Bits>) -> (SearchPath, usize) {
         let count = bits.map_or(self.entries.len(), Bits::count_ones);
-        let nodes = self.entries.len();
-        let enough = count >= ann.settings.exact_below && count > 0;
-        let dense = count as u64 * 1000 >= nodes as u64 * u64::from(ann.settings.graph_min_permille);
-        if enough && dense { SearchPath::Graph } else { SearchPath::Exact }
-    }
-
-    /// Slots a search considers: `None` = every slot (no filter, no tombstones).
-    fn candidates(&self, filter: Option<&Filter>) -> Option<Bits> {
-        match filter {
-            Some(filter) => Some(self.matching(filter)),
-            None if self.tombstones() > 0 => {
-                let mut bits = Bits::ones(self.entries.len());
-                self.drop_deleted(&mut bits);
-                Some(bits)
-            }
-            None => None,
-        }
-    }
-
-    /// Live slots matching the filter.
-    fn matching(&self, filter: &Filter) -> Bits {
-        let mut bits = self.eval(&filter.root);
-        self.drop_deleted(&mut bits);
-        bits
-    }
-
-    fn drop_deleted(&self, bits: &mut Bits) {
-        if let Some(ann) = &self.ann
-            && ann.deleted_count > 0
-        {
-            bits.and_not_with(&ann.deleted);
-        }
+        let Some(Ann { settings, codes: Some(_) }) = &self.ann else { return (SearchPath::Exact, count) };
+        let enough = count >= settings.exact_below && count > 0;
+        let dense = count as u64 * 1000 >= self.entries.len() as u64 * u64::from(settings.min_permille);
+        (if enough && dense { SearchPath::Codes } else { SearchPath::Exact }, count)
     }
 
     /// Search. Panics if `query.len() != dim`.
@@ -431,14 +387,14 @@ impl FaceSetIndex {
     /// non-numeric or unknown position are ignored.
     ///
     /// Exact search ([`SearchPath::Exact`]): one dot product per face passing the filter (the filter
-    /// runs first on the columns), a bounded heap of `top_n`. Without a graph, or below the graph's
+    /// runs first on the columns), a bounded heap of `top_n`. Without sign codes, or below their
     /// thresholds ([`FaceSetIndex::search_path`]), this is the answer.
     ///
-    /// Graph search ([`SearchPath::Graph`]): the HNSW graph yields `max(ef_search, top_n)` candidates
-    /// among the faces passing the filter (faces the filter rejects are routed through, never
-    /// returned), then exactly the rules above pick and order the hits among them. Each returned
-    /// cosine is the score exact search gives that face; what is approximate is only which faces are
-    /// found (a face the graph misses is absent, never mis-scored).
+    /// Code search ([`SearchPath::Codes`]): the sign codes estimate the cosine of every face passing
+    /// the filter, and the [`AnnSettings::rerank`] faces (at least `top_n`) with the highest estimates
+    /// are scored on their stored features; exactly the rules above pick and order the hits among
+    /// them. Each returned cosine is the score exact search gives that face; what is approximate is
+    /// only which faces are found (a face the estimate passes over is absent, never mis-scored).
     ///
     /// Scores are `f32` dot products of `query` with the stored feature: exact cosines for
     /// [`crate::Precision::F32`], of the rounded feature for `F16`/`I8` (see [`crate::Precision`]).
@@ -450,49 +406,50 @@ impl FaceSetIndex {
         let no_threshold = params.min_cosine.is_nan() || params.min_cosine <= -1.0;
         let min = if no_threshold { f32::NEG_INFINITY } else { params.min_cosine };
         let mut top = TopK::new(params.top_n, min);
-        let mut cosines = [0.0f32; BLOCK];
-        let bits = self.candidates(params.filter);
-        if let (SearchPath::Graph, Some(ann)) = (self.choose_path(bits.as_ref()), &self.ann) {
-            let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
-            let ef = ann.settings.ef_search.max(params.top_n);
-            let found = match &bits {
-                Some(bits) => ann.graph.search(space, query, ef, &|n| bits.get(n as usize)),
-                None => ann.graph.search(space, query, ef, &|_| true),
-            };
-            let (sims, slots): (Vec<f32>, Vec<u32>) = found.iter().map(|s| (s.sim, s.node)).unzip();
-            top.offer_block(&sims, |i| slots[i], &self.entries);
-            return self.finish(top, params);
-        }
-        match bits {
-            None => {
-                let rows = self.entries.len();
-                for block in 0..rows.div_ceil(BLOCK) {
-                    let first = block * BLOCK;
-                    let out = &mut cosines[..(rows - first).min(BLOCK)];
-                    self.vectors.scores_range(self.kernel, query, first, out);
-                    top.offer_block(out, |i| (first + i) as u32, &self.entries);
-                }
+        let bits = params.filter.map(|f| self.eval(&f.root));
+        match (self.choose_path(bits.as_ref()), &self.ann) {
+            ((SearchPath::Codes, count), Some(Ann { settings, codes: Some(codes) })) => {
+                let wanted = settings.rerank(count).max(params.top_n);
+                let mut slots = Vec::with_capacity(wanted + wanted / 4);
+                codes.candidates(&codes.query(query, self.kernel), wanted, count, bits.as_ref(), &mut slots);
+                self.offer_slots(query, slots.into_iter(), &mut top);
             }
-            Some(bits) => {
-                let mut slots = [0u32; BLOCK];
-                let mut n = 0;
-                let mut flush = |slots: &[u32], top: &mut TopK| {
-                    let out = &mut cosines[..slots.len()];
-                    self.vectors.scores_gather(self.kernel, query, slots, out);
-                    top.offer_block(out, |i| slots[i], &self.entries);
-                };
-                for slot in bits.ones_iter() {
-                    slots[n] = slot as u32;
-                    n += 1;
-                    if n == BLOCK {
-                        flush(&slots, &mut top);
-                        n = 0;
+            _ => match &bits {
+                None => {
+                    let mut cosines = [0.0f32; BLOCK];
+                    let rows = self.entries.len();
+                    for block in 0..rows.div_ceil(BLOCK) {
+                        let first = block * BLOCK;
+                        let out = &mut cosines[..(rows - first).min(BLOCK)];
+                        self.vectors.scores_range(self.kernel, query, first, out);
+                        top.offer_block(out, |i| (first + i) as u32, &self.entries);
                     }
                 }
-                flush(&slots[..n], &mut top);
-            }
+                Some(bits) => self.offer_slots(query, bits.ones_iter().map(|slot| slot as u32), &mut top),
+            },
         }
         self.finish(top, params)
+    }
+
+    /// Scores the faces at `slots`, `BLOCK` at a time, and offers them to `top`.
+    fn offer_slots(&self, query: &[f32], slots: impl Iterator<Item = u32>, top: &mut TopK) {
+        let mut cosines = [0.0f32; BLOCK];
+        let mut block = [0u32; BLOCK];
+        let mut n = 0;
+        let mut flush = |block: &[u32], top: &mut TopK| {
+            let out = &mut cosines[..block.len()];
+            self.vectors.scores_gather(self.kernel, query, block, out);
+            top.offer_block(out, |i| block[i], &self.entries);
+        };
+        for slot in slots {
+            block[n] = slot;
+            n += 1;
+            if n == BLOCK {
+                flush(&block, top);
+                n = 0;
+            }
+        }
+        flush(&block[..n], top);
     }
 
     /// The kept candidates, best first, then ordered by the sort keys.
@@ -518,7 +475,8 @@ impl FaceSetIndex {
         let entry_size = std::mem::size_of::<FaceEntry>();
         let value_size = std::mem::size_of::<Option<FieldValue>>();
         let mut usage = HeapUsage {
-            features: self.vectors.heap_bytes() + self.graph_heap_bytes(),
+            features: self.vectors.heap_bytes(),
+            codes: self.ann.as_ref().and_then(|a| a.codes.as_ref()).map_or(0, SignCodes::heap_bytes),
             entries: self.entries.capacity() * entry_size + self.ext_hashes.capacity() * 4,
             id_map: hash_map_bytes(self.slots.capacity(), std::mem::size_of::<(FaceId, u32)>()),
             field_values: 0,
@@ -536,19 +494,6 @@ impl FaceSetIndex {
         usage
     }
 
-    /// Faces (removed ones' nodes included) the graph cannot reach from its entry point: 0 unless the
-    /// graph is damaged. O(links); for tests and diagnostics.
-    #[doc(hidden)]
-    pub fn graph_unreachable(&self) -> usize {
-        self.ann.as_ref().map_or(0, |a| a.graph.unreachable())
-    }
-
-    /// Heap bytes of the graph and its tombstone bits (0 without a graph); part of
-    /// [`HeapUsage::features`].
-    pub fn graph_heap_bytes(&self) -> usize {
-        self.ann.as_ref().map_or(0, |a| a.graph.heap_bytes() + a.deleted.heap_bytes())
-    }
-
     /// Makes room for `additional` more faces without reallocating (used when loading a set at start).
     pub fn reserve(&mut self, additional: usize) {
         self.vectors.reserve_exact(additional, self.dim);
@@ -558,111 +503,8 @@ impl FaceSetIndex {
         for column in &mut self.columns {
             column.reserve_exact(additional);
         }
-        if let Some(ann) = &mut self.ann {
-            ann.graph.reserve_exact(additional);
-            ann.deleted.reserve_exact(additional);
-        }
-    }
-
-    /// Bulk loading: until [`FaceSetIndex::build_graph`] or [`FaceSetIndex::load_graph`], inserts
-    /// only append their face (no graph work, as fast as without a graph) and searches are exact.
-    /// No effect without a graph.
-    pub fn defer_graph(&mut self) {
-        if let Some(ann) = &mut self.ann {
-            ann.deferred = true;
-        }
-    }
-
-    /// Faces not linked into the graph yet (added while deferred, or not named by a loaded graph
-    /// file); searches stay exact while there are any. 0 without a graph.
-    pub fn pending(&self) -> usize {
-        self.ann.as_ref().map_or(0, |a| a.graph.unlinked())
-    }
-
-    /// Links every pending face into the graph, on `threads` threads (the build of a whole set: about
-    /// `docs/search-at-scale.md`'s build rate per thread), and ends deferral. No effect without a
-    /// graph.
-    pub fn build_graph(&mut self, threads: usize) {
-        self.build_graph_part(threads, usize::MAX);
-    }
-
-    /// Links at most `max_faces` pending faces (the oldest slots first), on `threads` threads, and
-    /// returns how many it linked; deferral ends once none is pending. Lets a caller build a large
-    /// set's graph in short steps under its write lock, so searches and writes go on in between
-    /// (exact until the last step). No effect without a graph.
-    pub fn build_graph_part(&mut self, threads: usize, max_faces: usize) -> usize {
-        let Some(Ann { graph, deferred, .. }) = &mut self.ann else { return 0 };
-        let before = graph.unlinked();
-        let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
-        graph.link_pending(space, &|_| true, threads.max(1), max_faces);
-        if graph.unlinked() == 0 {
-            *deferred = false;
-            // Nodes linked at the same time on several threads can each drop the other's last
-            // in-link: the finished graph re-links any node its entry point cannot reach.
-            graph.relink_unreachable(space);
-        }
-        before - graph.unlinked()
-    }
-
-    /// Writes the graph (linked, live faces; links to removed faces dropped) in the versioned,
-    /// checksummed graph file format ([`crate::GRAPH_FILE_VERSION`]). Face ids name the nodes, so the
-    /// file can be attached to an index loaded from the store in any order. Takes `&self`: run it
-    /// under a read lock.
-    pub fn save_graph(&self, out: impl Write) -> Result<(), GraphFileError> {
-        let Some(ann) = &self.ann else { return Err(GraphFileError::NoGraph) };
-        ann.graph.write(out, self.dim, |n| !ann.deleted.get(n as usize), |n| self.entries[n as usize].face_id)?;
-        Ok(())
-    }
-
-    /// Replaces the graph by one [`FaceSetIndex::save_graph`] wrote, matching nodes to this index's
-    /// faces by face id, and ends [`FaceSetIndex::defer_graph`]'s deferral: faces removed since the
-    /// save are dropped (links to them go to their closest surviving neighbour), faces added since
-    /// stay pending (link them with [`FaceSetIndex::build_graph`]; searches are exact until then). A file of another version, dimension or `m`, a bad checksum or a truncated file is
-    /// refused and the index is unchanged.
-    pub fn load_graph(&mut self, input: impl Read) -> Result<GraphLoad, GraphFileError> {
-        let Some(ann) = &mut self.ann else { return Err(GraphFileError::NoGraph) };
-        let saved = SavedGraph::read(input, self.dim, ann.settings.m)?;
-        let slots = &self.slots;
-        let attached = ann.graph.attach(&saved, |id| slots.get(&id).copied());
-        ann.deferred = false;
-        let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
-        ann.graph.relink_unreachable(space);
-        // Tombstones have no place in a loaded graph: their nodes were not saved. Drop them now.
-        let pending = ann.graph.unlinked();
-        let load = GraphLoad { saved: saved.len(), attached, pending };
-        if ann.deleted_count > 0 {
-            self.compact();
-        }
-        Ok(GraphLoad { pending: self.pending(), ..load })
-    }
-
-    /// Drops the tombstones: renumbers the live faces' slots densely, frees the removed faces'
-    /// rows and entries, and removes their graph nodes with the links to them. O(faces); a pause
-    /// for writers and readers alike, so run it when [`FaceSetIndex::tombstones`] is a sizeable
-    /// share of the set (the graph loses the removed nodes' routes: see `docs/search-at-scale.md`).
-    pub fn compact(&mut self) {
-        let Some(ann) = &mut self.ann else { return };
-        if ann.deleted_count == 0 {
-            return;
-        }
-        let keep: Vec<u32> = (0..self.entries.len() as u32).filter(|&s| !ann.deleted.get(s as usize)).collect();
-        ann.graph.retain(&keep);
-        ann.deleted = Bits::zeros(keep.len());
-        ann.deleted_count = 0;
-        self.vectors.retain_rows(&keep, self.dim);
-        let mut entries: Vec<Option<FaceEntry>> = std::mem::take(&mut self.entries).into_iter().map(Some).collect();
-        self.entries = keep.iter().filter_map(|&s| entries[s as usize].take()).collect();
-        self.ext_hashes = keep.iter().map(|&s| self.ext_hashes[s as usize]).collect();
-        self.columns = self.schema.fields().map(|(_, t)| Column::new(t)).collect();
-        for entry in &self.entries {
-            for (column, value) in self.columns.iter_mut().zip(&entry.fields.0) {
-                column.push(value.as_ref());
-            }
-        }
-        self.slots = self.entries.iter().enumerate().map(|(slot, e)| (e.face_id, slot as u32)).collect();
-        if let Some(ann) = &mut self.ann {
-            let space = Space { vectors: &self.vectors, kernel: self.kernel, dim: self.dim };
-            ann.graph.relink_unreachable(space);
+        if let Some(codes) = self.ann.as_mut().and_then(|a| a.codes.as_mut()) {
+            codes.reserve_exact(additional);
         }
     }
 
@@ -678,6 +520,9 @@ impl FaceSetIndex {
                 column.shrink_to(keep);
             }
             self.slots.shrink_to(keep);
+            if let Some(codes) = self.ann.as_mut().and_then(|a| a.codes.as_mut()) {
+                codes.shrink_to(keep);
+            }
         }
     }
 

@@ -95,16 +95,6 @@ impl Kernel {
             Kernel::Avx2Fma(token) => token.dot_i8(query, row),
         }
     }
-
-    /// Hints the CPU to fetch the first cache lines of `data` (graph search prefetches the next
-    /// neighbour's vector while scoring the current one). No effect on results.
-    #[inline]
-    pub(crate) fn prefetch<T>(self, data: &[T]) {
-        #[cfg(target_arch = "x86_64")]
-        x86::prefetch(data);
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = data;
-    }
 }
 
 /// Elements widened at a time by the portable compact-vector dots.
@@ -269,31 +259,15 @@ fn gather<const W: usize>(query: &[f32], features: &[f32], slots: &[u32], out: &
 #[allow(unsafe_code)]
 mod x86 {
     use std::arch::x86_64::{
-        __m128i, __m256, _MM_HINT_T0, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64, _mm_loadu_si128,
-        _mm_movehl_ps, _mm_prefetch, _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtepi8_epi32,
-        _mm256_cvtepi32_ps, _mm256_cvtph_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
-        _mm256_setzero_ps,
+        __m128i, __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64, _mm_loadu_si128, _mm_movehl_ps,
+        _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps,
+        _mm256_cvtph_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
     };
 
     /// Proof that the CPU has AVX2, FMA and F16C (every AVX2 CPU so far has F16C): only
     /// [`Avx2Fma::new`] makes one, after checking.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Avx2Fma(());
-
-    /// Cache lines prefetched at most per row.
-    const PREFETCH_LINES: usize = 4;
-
-    /// Prefetches the first cache lines of `data` into all cache levels.
-    #[inline]
-    pub(super) fn prefetch<T>(data: &[T]) {
-        let bytes = std::mem::size_of_val(data);
-        let base = data.as_ptr().cast::<i8>();
-        for line in 0..bytes.div_ceil(64).min(PREFETCH_LINES) {
-            // SAFETY: a prefetch is only a hint and never faults; the address is inside `data` (line
-            // `line` starts before `bytes`), and `wrapping_add` needs no in-bounds proof anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(line * 64)) };
-        }
-    }
 
     impl Avx2Fma {
         pub(super) fn new() -> Option<Avx2Fma> {
@@ -484,7 +458,6 @@ mod tests {
                 let as_f32: Vec<f32> = codes.iter().map(|&c| f32::from(c)).collect();
                 let got = kernel.dot_i8(&query, &codes);
                 assert!((f64::from(got) - reference(&query, &as_f32)).abs() < 1e-3, "{} i8 dim {dim}", kernel.name());
-                kernel.prefetch(&rows);
             }
         }
     }

@@ -1,15 +1,15 @@
 //! The in-memory part of the face library: typed custom-field schemas and values ([`Schema`],
 //! [`FieldValues`]), the FRS filter language ([`Filter`]), search's sort keys ([`parse_sort`]), and one
-//! face set's vector search ([`FaceSetIndex`]): exact, or for large sets an HNSW graph
-//! ([`AnnSettings`]) over `f32`, `f16` or `i8` features ([`Precision`]). Faces are persisted by
-//! `frs-store`; the caller keeps the two in step. Only the graph has a file of its own
-//! ([`FaceSetIndex::save_graph`]), so a large set need not be re-indexed at every start.
+//! face set's vector search ([`FaceSetIndex`]): exact, or for large sets a scan of 1-bit sign codes
+//! that picks the faces to score ([`AnnSettings`]), over `f32`, `f16` or `i8` features
+//! ([`Precision`]). Faces are persisted by `frs-store`; the caller keeps the two in step. Nothing
+//! here has a file: the codes are made again from the features when a set is loaded.
 
 mod bits;
+mod codes;
 mod columns;
 mod face_id;
 mod filter;
-mod hnsw;
 mod index;
 mod kernel;
 mod schema;
@@ -19,8 +19,7 @@ mod vectors;
 
 pub use face_id::FaceId;
 pub use filter::{Filter, FilterError, MAX_FILTER_DEPTH, MAX_FILTER_LEN};
-pub use hnsw::{GRAPH_FILE_VERSION, GraphFileError};
-pub use index::{FaceEntry, FaceSetIndex, GraphLoad, HeapUsage, Hit, IndexError, SearchParams, SearchPath};
+pub use index::{FaceEntry, FaceSetIndex, HeapUsage, Hit, IndexError, SearchParams, SearchPath};
 pub use kernel::Kernel;
 pub use schema::{
     FieldType, FieldValue, FieldValues, MAX_FIELD_NAME_LEN, MAX_FIELDS, MAX_STRING_VALUE_LEN, RESERVED_NAMES, Schema,

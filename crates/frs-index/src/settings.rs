@@ -1,4 +1,4 @@
-//! Typed settings of a face set's index: feature precision and the approximate (graph) index.
+//! Typed settings of a face set's index: feature precision and the approximate search.
 
 /// How features are held in memory (see `docs/search-at-scale.md` for the measured score errors).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -35,29 +35,36 @@ impl Precision {
     }
 }
 
-/// Settings of the HNSW graph index a large face set is searched with.
+/// Settings of the approximate search of large face sets: sign codes
+/// (`docs/search-at-scale.md`) estimate every face's cosine, and only the best estimates are scored.
 ///
-/// The defaults were chosen by `cargo bench -p frs-index --bench ann` on synthetic SFace-like
-/// features (see `docs/search-at-scale.md`).
+/// The defaults were chosen by `cargo bench -p frs-index --bench ann` on features fitted to real
+/// SFace features (see `docs/search-at-scale.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnnSettings {
-    /// A search considers the graph only when at least this many faces are candidates (the whole
-    /// set, or those passing the filter); below it, search is the exact scan. 0 always uses the graph.
+    /// The set makes its sign codes when it first holds this many faces, and a search uses them only
+    /// when at least this many faces are candidates (the set, or those passing the filter); below
+    /// it, search is the exact scan.
     pub exact_below: usize,
-    /// A filtered search uses the graph only when the filter matches at least this fraction of the
-    /// set, in thousandths (50 = 5 %); below it the exact scan of the matching faces is faster and exact.
-    pub graph_min_permille: u32,
-    /// Links per node on the upper layers (the base layer has `2·m`); 2..=127.
-    pub m: usize,
-    /// Candidate list length while inserting (graph quality vs insert time).
-    pub ef_construction: usize,
-    /// Candidate list length while searching (recall vs latency); a search uses at least `top_n`.
-    pub ef_search: usize,
+    /// A filtered search uses the codes only when the filter matches at least this share of the
+    /// set, in thousandths; below it the exact scan of the matching faces is faster and exact.
+    pub min_permille: u32,
+    /// Faces scored per search, in thousandths of the candidate faces (recall vs latency)...
+    pub rerank_permille: u32,
+    /// ...and at least this many.
+    pub min_rerank: usize,
+}
+
+impl AnnSettings {
+    /// How many faces a search over `candidates` faces scores on their features.
+    pub fn rerank(&self, candidates: usize) -> usize {
+        (candidates as u64 * u64::from(self.rerank_permille)).div_ceil(1000).max(self.min_rerank as u64) as usize
+    }
 }
 
 impl Default for AnnSettings {
     fn default() -> Self {
-        AnnSettings { exact_below: 100_000, graph_min_permille: 50, m: 16, ef_construction: 100, ef_search: 96 }
+        AnnSettings { exact_below: 100_000, min_permille: 20, rerank_permille: 10, min_rerank: 5_000 }
     }
 }
 
@@ -67,13 +74,13 @@ impl Default for AnnSettings {
 pub struct IndexSettings {
     /// How features are held in memory.
     pub precision: Precision,
-    /// The graph index; `None` searches every set exactly.
+    /// The approximate search of large sets; `None` searches every set exactly.
     pub ann: Option<AnnSettings>,
 }
 
 impl IndexSettings {
-    /// `f32` features and the default graph settings: exact search up to
-    /// [`AnnSettings::exact_below`] faces, the graph above.
+    /// `f32` features and the default approximate search: exact up to
+    /// [`AnnSettings::exact_below`] faces, sign codes above.
     pub fn with_ann() -> IndexSettings {
         IndexSettings { precision: Precision::F32, ann: Some(AnnSettings::default()) }
     }

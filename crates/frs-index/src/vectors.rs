@@ -6,7 +6,7 @@
 //! - `I8`: each feature as 8-bit codes `round(x / s)` with one `f32` scale `s = max|x| / 127` per
 //!   face; a score is `s · (query · codes)` computed in `f32`.
 //!
-//! Exact search and graph search read the same stored vectors through the same kernels, so both
+//! Exact search and code search score the same stored vectors through the same kernels, so both
 //! paths give a face the very same score.
 
 use std::borrow::Cow;
@@ -42,6 +42,7 @@ impl Vectors {
     /// Appends one row (`feature.len() == dim`), growing by [`crate::index::grow`]'s small steps.
     pub(crate) fn push(&mut self, feature: &[f32], min_rows: usize) {
         let dim = feature.len();
+        let capacity = self.heap_bytes();
         match self {
             Vectors::F32(v) => {
                 crate::index::grow(v, dim, min_rows * dim);
@@ -60,6 +61,21 @@ impl Vectors {
                 scales.push(scale);
             }
         }
+        if self.heap_bytes() != capacity {
+            self.advise_huge_pages();
+        }
+    }
+
+    /// Asks Linux to back a large feature matrix with transparent huge pages (where THP is
+    /// `madvise` or `always`): code search re-scores rows at scattered slots, and with 4 KiB pages
+    /// nearly every row costs a TLB miss (measured at 1M `f32` faces: re-scoring 10,000 rows took
+    /// ~0.8 ms instead of ~1.1 ms). A hint: contents are unchanged, and a refusal changes nothing.
+    fn advise_huge_pages(&self) {
+        match self {
+            Vectors::F32(v) => huge_pages::advise(v),
+            Vectors::F16(v) => huge_pages::advise(v),
+            Vectors::I8 { codes, .. } => huge_pages::advise(codes),
+        }
     }
 
     /// Moves row `last` into row `slot` and drops the last row (as `Vec::swap_remove`).
@@ -77,26 +93,6 @@ impl Vectors {
             Vectors::I8 { codes, scales } => {
                 move_last(codes, slot, dim);
                 move_last(scales, slot, 1);
-            }
-        }
-    }
-
-    /// Keeps only the rows listed, in that order.
-    pub(crate) fn retain_rows(&mut self, keep: &[u32], dim: usize) {
-        fn pick<T: Copy>(v: &mut Vec<T>, keep: &[u32], width: usize) {
-            let mut out = Vec::with_capacity(keep.len() * width);
-            for &slot in keep {
-                let start = slot as usize * width;
-                out.extend_from_slice(&v[start..start + width]);
-            }
-            *v = out;
-        }
-        match self {
-            Vectors::F32(v) => pick(v, keep, dim),
-            Vectors::F16(v) => pick(v, keep, dim),
-            Vectors::I8 { codes, scales } => {
-                pick(codes, keep, dim);
-                pick(scales, keep, 1);
             }
         }
     }
@@ -121,16 +117,6 @@ impl Vectors {
             Vectors::F32(v) => kernel.dot(query, &v[slot * dim..(slot + 1) * dim]),
             Vectors::F16(v) => kernel.dot_f16(query, &v[slot * dim..(slot + 1) * dim]),
             Vectors::I8 { codes, scales } => kernel.dot_i8(query, &codes[slot * dim..(slot + 1) * dim]) * scales[slot],
-        }
-    }
-
-    /// Prefetch hint for row `slot`.
-    #[inline]
-    pub(crate) fn prefetch(&self, kernel: Kernel, slot: usize, dim: usize) {
-        match self {
-            Vectors::F32(v) => kernel.prefetch(&v[slot * dim..(slot + 1) * dim]),
-            Vectors::F16(v) => kernel.prefetch(&v[slot * dim..(slot + 1) * dim]),
-            Vectors::I8 { codes, .. } => kernel.prefetch(&codes[slot * dim..(slot + 1) * dim]),
         }
     }
 
@@ -170,6 +156,7 @@ impl Vectors {
                 scales.reserve_exact(rows);
             }
         }
+        self.advise_huge_pages();
     }
 
     pub(crate) fn shrink_to(&mut self, rows: usize, dim: usize) {
@@ -190,4 +177,31 @@ impl Vectors {
             Vectors::I8 { codes, scales } => codes.capacity() + scales.capacity() * 4,
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // one madvise(2) call.
+mod huge_pages {
+    /// Buffers smaller than this keep normal pages.
+    const MIN_BYTES: usize = 4 << 20;
+    const PAGE: usize = 4096;
+
+    /// `madvise(MADV_HUGEPAGE)` over the whole pages inside `v`'s allocation.
+    pub(super) fn advise<T>(v: &Vec<T>) {
+        let bytes = v.capacity() * std::mem::size_of::<T>();
+        if bytes < MIN_BYTES {
+            return;
+        }
+        let start = v.as_ptr() as usize;
+        let first = start.next_multiple_of(PAGE);
+        let len = (start + bytes - first) / PAGE * PAGE;
+        // SAFETY: [first, first + len) lies inside the vector's live allocation; MADV_HUGEPAGE only
+        // changes how the kernel backs those pages, never their contents or the mapping's validity.
+        unsafe { libc::madvise(first as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod huge_pages {
+    pub(super) fn advise<T>(_: &Vec<T>) {}
 }

@@ -1,13 +1,13 @@
-//! Property tests of the graph index: graph search with a large `ef` agrees with exact search,
-//! filtered graph search never returns a face the filter rejects, inserts/removes interleaved with
-//! searches keep reads and searches consistent, compaction and the graph file keep the answers, and
-//! a corrupted, truncated or other-version graph file is refused.
+//! Tests of code search: with every candidate re-scored it is exact search, through inserts, removes
+//! and updates interleaved with searches; with the default share re-scored it finds nearly all of
+//! exact search's hits and scores them exactly; the thresholds choose the path; readers and a
+//! writer share an index.
 
 use std::collections::{HashMap, HashSet};
 
 use frs_index::{
-    AnnSettings, FaceEntry, FaceId, FaceSetIndex, FieldValue, FieldValues, Filter, GraphFileError, Hit, IndexSettings,
-    Precision, Schema, SearchParams, SearchPath,
+    AnnSettings, FaceEntry, FaceId, FaceSetIndex, FieldValue, FieldValues, Filter, IndexSettings, Precision, Schema,
+    SearchParams, SearchPath,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -16,11 +16,11 @@ fn schema() -> Schema {
     Schema::parse(&json!({"dept": {"type": "integer"}, "ok": {"type": "boolean"}})).expect("schema")
 }
 
-/// Graph always (no thresholds), a small `m` so lists fill and get pruned, a large `ef`.
-fn graph_settings(precision: Precision, m: usize) -> IndexSettings {
+/// Codes from the first face, used by every search, every candidate re-scored.
+fn rescore_all(precision: Precision) -> IndexSettings {
     IndexSettings {
         precision,
-        ann: Some(AnnSettings { exact_below: 0, graph_min_permille: 0, m, ef_construction: 64, ef_search: 1000 }),
+        ann: Some(AnnSettings { exact_below: 0, min_permille: 0, rerank_permille: 1000, min_rerank: 0 }),
     }
 }
 
@@ -76,10 +76,10 @@ fn ops(max_id: usize) -> impl Strategy<Value = Vec<Op>> {
     )
 }
 
-/// Runs the ops on a graph index and on an exact twin, checking every search and the reads.
-fn run(ops: &[Op], dim: usize, precision: Precision, m: usize) {
+/// Runs the ops on a code-searched index and on an exact twin, checking every search and the reads.
+fn run(ops: &[Op], dim: usize, precision: Precision) {
     let schema = schema();
-    let mut graph = FaceSetIndex::with_settings(schema.clone(), dim, graph_settings(precision, m));
+    let mut codes = FaceSetIndex::with_settings(schema.clone(), dim, rescore_all(precision));
     let mut exact = FaceSetIndex::with_settings(schema.clone(), dim, IndexSettings { precision, ann: None });
     let filters: Vec<Filter> = FILTERS.iter().map(|f| Filter::parse(f, &schema).expect("filter")).collect();
     for op in ops {
@@ -87,81 +87,70 @@ fn run(ops: &[Op], dim: usize, precision: Precision, m: usize) {
             Op::Insert { i, dept } => {
                 let feature = unit(i as u64, dim);
                 assert_eq!(
-                    graph.insert(entry(i, dept), &feature).is_ok(),
+                    codes.insert(entry(i, dept), &feature).is_ok(),
                     exact.insert(entry(i, dept), &feature).is_ok()
                 );
             }
-            Op::Remove { i } => assert_eq!(graph.remove(id(i)), exact.remove(id(i))),
+            Op::Remove { i } => assert_eq!(codes.remove(id(i)), exact.remove(id(i))),
             Op::Update { i, dept } => {
                 let fields = FieldValues(vec![Some(FieldValue::Integer(dept)), None]);
-                assert_eq!(graph.update(id(i), None, Some(fields.clone())), exact.update(id(i), None, Some(fields)));
+                assert_eq!(codes.update(id(i), None, Some(fields.clone())), exact.update(id(i), None, Some(fields)));
             }
             Op::Search { seed, top_n, filter } => {
                 let query = unit(seed, dim);
                 let filter = filter.map(|f| &filters[f]);
-                check_search(&graph, &exact, &query, top_n, filter);
+                check_search(&codes, &exact, &query, top_n, filter);
             }
         }
     }
-    check_reads(&graph, &exact, &filters);
-    // Compaction keeps every answer.
-    graph.compact();
-    assert_eq!(graph.tombstones(), 0);
-    check_reads(&graph, &exact, &filters);
-    for seed in 0..5 {
-        check_search(&graph, &exact, &unit(1000 + seed, dim), 10, None);
-        check_search(&graph, &exact, &unit(2000 + seed, dim), 10, Some(&filters[seed as usize % filters.len()]));
-    }
+    check_reads(&codes, &exact, &filters);
 }
 
-fn check_search(graph: &FaceSetIndex, exact: &FaceSetIndex, query: &[f32], top_n: usize, filter: Option<&Filter>) {
+fn check_search(codes: &FaceSetIndex, exact: &FaceSetIndex, query: &[f32], top_n: usize, filter: Option<&Filter>) {
     let params = SearchParams { top_n, min_cosine: -1.0, filter, sort: &[] };
-    // An empty candidate set needs no graph.
-    if filter.map_or(!graph.is_empty(), |f| !graph.select(f).is_empty()) {
-        assert_eq!(graph.search_path(filter), SearchPath::Graph);
+    if filter.map_or(!codes.is_empty(), |f| !codes.select(f).is_empty()) {
+        assert_eq!(codes.search_path(filter), SearchPath::Codes);
     }
-    let got = graph.search(query, &params);
-    let want = exact.search(query, &params);
-    assert_eq!(graph.graph_unreachable(), 0, "every node reachable");
-    // ef (1000) exceeds the set: the graph finds every reachable face, scored as exact search scores it.
-    assert_eq!(got, want, "filter {filter:?}");
+    let got = codes.search(query, &params);
+    // Every candidate is re-scored: the codes pass every face, scored as exact search scores it.
+    assert_eq!(got, exact.search(query, &params), "filter {filter:?}");
     if let Some(filter) = filter {
         for hit in &got {
-            let (entry, _) = graph.get(hit.face_id).expect("a hit is present");
+            let (entry, _) = codes.get(hit.face_id).expect("a hit is present");
             assert!(filter.matches(entry), "hit {} fails the filter", hit.face_id);
         }
     }
 }
 
-fn check_reads(graph: &FaceSetIndex, exact: &FaceSetIndex, filters: &[Filter]) {
-    assert_eq!(graph.len(), exact.len());
+fn check_reads(codes: &FaceSetIndex, exact: &FaceSetIndex, filters: &[Filter]) {
+    assert_eq!(codes.len(), exact.len());
     for i in 0..64 {
-        let (g, e) = (graph.get(id(i)), exact.get(id(i)));
-        assert_eq!(g.as_ref().map(|(e, f)| (*e, f.to_vec())), e.as_ref().map(|(e, f)| (*e, f.to_vec())));
+        let (c, e) = (codes.get(id(i)), exact.get(id(i)));
+        assert_eq!(c.as_ref().map(|(e, f)| (*e, f.to_vec())), e.as_ref().map(|(e, f)| (*e, f.to_vec())));
     }
     for filter in filters {
-        let (mut g, mut e) = (graph.select(filter), exact.select(filter));
-        g.sort();
+        let (mut c, mut e) = (codes.select(filter), exact.select(filter));
+        c.sort();
         e.sort();
-        assert_eq!(g, e);
+        assert_eq!(c, e);
     }
-    let (mut g, mut e) = (graph.with_external_image_id("img-3"), exact.with_external_image_id("img-3"));
-    g.sort();
+    let (mut c, mut e) = (codes.with_external_image_id("img-3"), exact.with_external_image_id("img-3"));
+    c.sort();
     e.sort();
-    assert_eq!(g, e);
+    assert_eq!(c, e);
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn graph_search_with_large_ef_is_exact_search(ops in ops(64), dim in prop_oneof![Just(8usize), Just(24)], m in 4usize..9) {
-        run(&ops, dim, Precision::F32, m);
+    fn code_search_rescoring_every_candidate_is_exact_search(ops in ops(64), dim in prop_oneof![Just(8usize), Just(72), Just(128)]) {
+        run(&ops, dim, Precision::F32);
     }
 
     #[test]
     fn compact_precisions_agree_with_their_own_exact_search(ops in ops(48), f16 in any::<bool>()) {
-        run(&ops, 16, if f16 { Precision::F16 } else { Precision::I8 }, 4);
+        run(&ops, 16, if f16 { Precision::F16 } else { Precision::I8 });
     }
 }
 
@@ -173,91 +162,65 @@ fn filled(settings: IndexSettings, n: usize, dim: usize) -> FaceSetIndex {
     index
 }
 
-fn answers(index: &FaceSetIndex, dim: usize) -> Vec<Vec<Hit>> {
-    let params = SearchParams { top_n: 10, min_cosine: -1.0, filter: None, sort: &[] };
-    (0..20).map(|s| index.search(&unit(5000 + s, dim), &params)).collect()
-}
-
+/// 40,000 faces of 4,000 people (10 photos each around a person's direction, cosine ~0.6 between
+/// photos of one person, as SFace's), the default share re-scored (1 %, at least 1,000): recall@10
+/// against exact search for new photos of enrolled people, unfiltered and with a filter matching
+/// 20 % (two photos of each person), and every returned cosine is exact search's.
 #[test]
-fn graph_file_round_trip_gives_the_same_answers_in_any_load_order() {
-    let dim = 16;
+fn code_search_finds_nearly_all_of_exact_search_and_scores_exactly() {
+    let (dim, people, photos) = (128, 4_000, 10);
     let settings = IndexSettings {
         precision: Precision::F32,
-        ann: Some(AnnSettings { exact_below: 0, ef_search: 24, m: 6, ..AnnSettings::default() }),
+        ann: Some(AnnSettings { exact_below: 1, ..AnnSettings::default() }),
     };
-    let mut index = filled(settings, 600, dim);
-    index.remove(id(5));
-    let mut file = Vec::new();
-    index.save_graph(&mut file).expect("save");
-
-    // Load in reverse order, the graph deferred as at a restart.
-    let mut loaded = FaceSetIndex::with_settings(schema(), dim, settings);
-    loaded.defer_graph();
-    for i in (0..600).rev().filter(|&i| i != 5) {
-        loaded.insert(entry(i, (i % 5) as i64), &unit(i as u64, dim)).expect("insert");
-    }
-    assert_eq!(loaded.search_path(None), SearchPath::Exact, "exact while the graph is not attached");
-    let load = loaded.load_graph(file.as_slice()).expect("load");
-    assert_eq!((load.saved, load.attached, load.pending), (599, 599, 0));
-    assert_eq!(loaded.search_path(None), SearchPath::Graph);
-    index.compact();
-    assert_eq!(answers(&loaded, dim), answers(&index, dim), "same graph, same answers (ef 24: not exhaustive)");
-
-    // A face added and one removed since the save: the removed one is dropped, the new one linked.
-    let mut changed = FaceSetIndex::with_settings(schema(), dim, settings);
-    changed.defer_graph();
-    for i in (0..601).filter(|&i| i != 5 && i != 7) {
-        changed.insert(entry(i, (i % 5) as i64), &unit(i as u64, dim)).expect("insert");
-    }
-    let load = changed.load_graph(file.as_slice()).expect("load");
-    assert_eq!((load.saved, load.attached, load.pending), (599, 598, 1));
-    assert_eq!(changed.search_path(None), SearchPath::Exact, "exact until the pending face is linked");
-    changed.build_graph(2);
-    assert_eq!(changed.pending(), 0);
-    let params = SearchParams { top_n: 1, min_cosine: -1.0, filter: None, sort: &[] };
-    assert_eq!(changed.search(&unit(600, dim), &params)[0].face_id, id(600));
-}
-
-#[test]
-fn a_corrupt_truncated_or_foreign_graph_file_is_refused() {
-    let dim = 8;
-    let settings = graph_settings(Precision::F32, 4);
-    let index = filled(settings, 200, dim);
-    let mut file = Vec::new();
-    index.save_graph(&mut file).expect("save");
-    let fresh = || {
-        let mut f = FaceSetIndex::with_settings(schema(), dim, settings);
-        f.defer_graph();
-        for i in 0..200 {
-            f.insert(entry(i, 0), &unit(i as u64, dim)).expect("insert");
+    let mut codes = FaceSetIndex::with_settings(schema(), dim, settings);
+    let mut exact = FaceSetIndex::new(schema(), dim);
+    let photo = |person: usize, k: usize| -> Vec<f32> {
+        let centre = unit(person as u64, dim);
+        let noise = unit(1_000_000 + (person * photos + k) as u64, dim);
+        let v: Vec<f32> = centre.iter().zip(&noise).map(|(c, n)| 0.78 * c + 0.62 * n).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    };
+    for person in 0..people {
+        for k in 0..photos {
+            let i = person * photos + k;
+            let feature = photo(person, k);
+            codes.insert(entry(i, (i % 5) as i64), &feature).expect("insert");
+            exact.insert(entry(i, (i % 5) as i64), &feature).expect("insert");
         }
-        f
-    };
-    assert!(fresh().load_graph(file.as_slice()).is_ok());
-    // Every single flipped byte is caught (by a check or the CRC), and leaves the index unchanged.
-    for at in (0..file.len()).step_by(7) {
-        let mut bad = file.clone();
-        bad[at] ^= 0x20;
-        let mut f = fresh();
-        assert!(f.load_graph(bad.as_slice()).is_err(), "flipped byte {at} accepted");
-        assert_eq!(f.pending(), 200, "refused load left the index as it was");
     }
-    assert!(matches!(fresh().load_graph(&file[..file.len() - 1]), Err(GraphFileError::Corrupt(_))));
-    assert!(matches!(fresh().load_graph(&file[..30]), Err(GraphFileError::Corrupt(_))));
-    let mut longer = file.clone();
-    longer.push(0);
-    assert!(matches!(fresh().load_graph(longer.as_slice()), Err(GraphFileError::Corrupt(_))));
-    let mut version = file.clone();
-    version[8] = 2;
-    assert!(matches!(fresh().load_graph(version.as_slice()), Err(GraphFileError::UnsupportedVersion { found: 2 })));
-    assert!(matches!(fresh().load_graph(&b"PNG\x89...."[..]), Err(GraphFileError::NotAGraphFile)));
-    let mut other_m = FaceSetIndex::with_settings(schema(), dim, graph_settings(Precision::F32, 5));
-    assert!(matches!(other_m.load_graph(file.as_slice()), Err(GraphFileError::Mismatch(_))));
-    let mut other_dim = FaceSetIndex::with_settings(schema(), dim + 1, settings);
-    assert!(matches!(other_dim.load_graph(file.as_slice()), Err(GraphFileError::Mismatch(_))));
-    let mut no_graph = FaceSetIndex::new(schema(), dim);
-    assert!(matches!(no_graph.load_graph(file.as_slice()), Err(GraphFileError::NoGraph)));
-    assert!(matches!(no_graph.save_graph(Vec::new()), Err(GraphFileError::NoGraph)));
+    let s = schema();
+    let fifth = Filter::parse("dept:2", &s).expect("filter");
+    for filter in [None, Some(&fifth)] {
+        assert_eq!(codes.search_path(filter), SearchPath::Codes);
+        let params = SearchParams { top_n: 10, min_cosine: -1.0, filter, sort: &[] };
+        let (mut found, mut total) = (0, 0);
+        for probe in 0..200 {
+            // A new photo of an enrolled person.
+            let query = photo(probe * 19, photos + 1);
+            let want = exact.search(&query, &params);
+            let got = codes.search(&query, &params);
+            let exact_cosines: HashMap<FaceId, f32> = want.iter().map(|h| (h.face_id, h.cosine)).collect();
+            for hit in &got {
+                let (entry, feature) = codes.get(hit.face_id).expect("present");
+                assert!(filter.is_none_or(|f| f.matches(entry)));
+                let cosine: f32 = feature.iter().zip(&query).map(|(a, b)| a * b).sum();
+                assert!((hit.cosine - cosine).abs() < 1e-5, "a re-scored cosine is the exact one");
+                if let Some(&c) = exact_cosines.get(&hit.face_id) {
+                    assert_eq!(c, hit.cosine);
+                    found += 1;
+                }
+            }
+            total += want.len();
+        }
+        let recall = found as f64 / total as f64;
+        // Unfiltered, the top 10 are the person's own photos, far above the rest; with the filter 8
+        // of them are strangers from the tail of near-isotropic impostor cosines, the hard case
+        // (0.92 measured; an estimate that ranked nothing would find ~1000/8000 of them).
+        let floor = if filter.is_none() { 0.99 } else { 0.88 };
+        assert!(recall >= floor, "recall@10 {recall} with filter {filter:?}");
+    }
 }
 
 #[test]
@@ -265,26 +228,34 @@ fn thresholds_choose_the_path_by_size_and_filter_selectivity() {
     let dim = 8;
     let settings = IndexSettings {
         precision: Precision::F32,
-        ann: Some(AnnSettings { exact_below: 500, graph_min_permille: 100, ..AnnSettings::default() }),
+        ann: Some(AnnSettings { exact_below: 500, min_permille: 100, ..AnnSettings::default() }),
     };
     let mut index = filled(settings, 499, dim);
+    assert!(!index.has_codes());
     assert_eq!(index.search_path(None), SearchPath::Exact, "below exact_below");
     index.insert(entry(499, 1), &unit(499, dim)).expect("insert");
-    assert_eq!(index.search_path(None), SearchPath::Graph);
+    assert!(index.has_codes());
+    assert_eq!(index.search_path(None), SearchPath::Codes);
     let s = schema();
-    // dept:[0 TO 3] matches 400 of 500 (< exact_below): exact; with exact_below 100 it is 80 %: graph.
+    // dept:[0 TO 3] matches 400 of 500 (< exact_below): exact; with exact_below 100 it is 80 %: codes.
     let wide = Filter::parse("dept:[0 TO 3]", &s).expect("filter");
     assert_eq!(index.search_path(Some(&wide)), SearchPath::Exact);
-    index.set_ann_settings(AnnSettings { exact_below: 100, graph_min_permille: 100, ..AnnSettings::default() });
-    assert_eq!(index.search_path(Some(&wide)), SearchPath::Graph);
+    index.set_ann_settings(AnnSettings { exact_below: 100, min_permille: 100, ..AnnSettings::default() });
+    assert_eq!(index.search_path(Some(&wide)), SearchPath::Codes);
     // 1 face in 500 = 0.2 % < 10 %: exact.
     let narrow = Filter::parse("face_id:00000003", &s).expect("filter");
     assert_eq!(index.search_path(Some(&narrow)), SearchPath::Exact);
-    // Deferred: exact until built.
-    index.defer_graph();
+    // Removals below exact_below: exact again, the codes kept.
+    for i in 0..450 {
+        assert!(index.remove(id(i)));
+    }
     assert_eq!(index.search_path(None), SearchPath::Exact);
-    index.build_graph(1);
-    assert_eq!(index.search_path(None), SearchPath::Graph);
+    // Settings that lower exact_below under the set's size make the codes at once.
+    let mut late = filled(IndexSettings { precision: Precision::F32, ann: Some(AnnSettings::default()) }, 300, dim);
+    assert!(!late.has_codes());
+    late.set_ann_settings(AnnSettings { exact_below: 200, ..AnnSettings::default() });
+    assert!(late.has_codes());
+    assert_eq!(late.search_path(None), SearchPath::Codes);
 }
 
 #[test]
@@ -292,7 +263,7 @@ fn writers_and_readers_share_the_index_behind_a_rwlock() {
     let dim = 16;
     let settings = IndexSettings {
         precision: Precision::F16,
-        ann: Some(AnnSettings { exact_below: 0, ef_search: 64, m: 8, ..AnnSettings::default() }),
+        ann: Some(AnnSettings { exact_below: 100, min_rerank: 20, ..AnnSettings::default() }),
     };
     let shared = std::sync::RwLock::new(filled(settings, 300, dim));
     std::thread::scope(|scope| {
@@ -306,6 +277,7 @@ fn writers_and_readers_share_the_index_behind_a_rwlock() {
         });
         for round in 0..200u64 {
             let index = shared.read().expect("lock");
+            assert_eq!(index.search_path(None), SearchPath::Codes);
             let live: HashSet<FaceId> = (0..600).map(id).filter(|&f| index.get(f).is_some()).collect();
             let params = SearchParams { top_n: 10, min_cosine: -1.0, filter: None, sort: &[] };
             for hit in index.search(&unit(round, dim), &params) {
@@ -316,54 +288,11 @@ fn writers_and_readers_share_the_index_behind_a_rwlock() {
     let index = shared.into_inner().expect("lock");
     assert_eq!(index.len(), 600 - 100);
     let by_id: HashMap<FaceId, usize> = (0..600).map(|i| (id(i), i)).collect();
-    // Every live face finds itself first (its own feature as the probe).
+    // Every live face finds itself first (its own feature as the probe): codes stayed in step.
     let params = SearchParams { top_n: 1, min_cosine: -1.0, filter: None, sort: &[] };
     for i in (0..600).filter(|i| index.get(id(*i)).is_some()).step_by(5) {
         let probe = index.get(id(i)).map(|(_, f)| f.to_vec()).expect("present");
         let hit = index.search(&probe, &params)[0];
         assert_eq!(by_id[&hit.face_id], i);
     }
-}
-
-#[test]
-fn a_graph_built_in_steps_between_inserts_links_every_face_and_matches_exact_search() {
-    let dim = 16;
-    let settings = graph_settings(Precision::F32, 8);
-    let mut index = FaceSetIndex::with_settings(schema(), dim, settings);
-    index.defer_graph();
-    for i in 0..300 {
-        index.insert(entry(i, (i % 5) as i64), &unit(i as u64, dim)).expect("insert");
-    }
-    let mut next = 300;
-    let mut linked = 0;
-    while index.pending() > 0 {
-        assert_eq!(index.search_path(None), SearchPath::Exact, "exact while faces are pending");
-        if next < 360 {
-            // Writers go on between steps: deferred inserts only append.
-            index.insert(entry(next, 1), &unit(next as u64, dim)).expect("insert");
-            next += 1;
-        }
-        let before = index.pending();
-        let step = index.build_graph_part(2, 40);
-        assert!(step > 0 && step <= 40 && index.pending() == before - step, "{step} of {before}");
-        linked += step;
-    }
-    assert_eq!(linked, next);
-    assert_eq!(index.search_path(None), SearchPath::Graph);
-    assert_eq!(index.graph_unreachable(), 0);
-    // Deferral ended: the next insert is linked at once.
-    index.insert(entry(next, 2), &unit(next as u64, dim)).expect("insert");
-    assert_eq!(index.pending(), 0);
-    let mut exact = FaceSetIndex::new(schema(), dim);
-    for i in 0..=next {
-        let dept = if i < 300 {
-            (i % 5) as i64
-        } else if i < next {
-            1
-        } else {
-            2
-        };
-        exact.insert(entry(i, dept), &unit(i as u64, dim)).expect("insert");
-    }
-    assert_eq!(answers(&index, dim), answers(&exact, dim));
 }

@@ -35,6 +35,6 @@ pub use library::{
     LibraryLimits, MAX_FACES_PER_IMAGE, MAX_LISTED_FACES, MAX_TOP_N, MultiFaceSearchResponse, Probe, ProbeFaceMatches,
     SearchFace, SearchRequest, SearchResponse, UpdateFaceRequest,
 };
-pub use library::{FeaturePrecision, GRAPH_DIR, IndexConfig, IndexStatus};
+pub use library::{FeaturePrecision, IndexConfig, IndexStatus};
 pub use observer::{NoObserver, Observer, Stage};
 pub use quota::{CallCounts, Permit, ProjectQuota, QuotaConfig, Quotas, USAGE_FILE, Usage, action_named};

@@ -1,22 +1,22 @@
 //! `frs bench-library`: the face library's targets, measured through the same `FaceLibrary` the
 //! server uses. A store of N synthetic faces (clustered like real identities, with three custom
 //! fields) is built in a temporary data directory, then the run prints:
-//! - restart: `FaceLibrary::load` of the whole set, and the resident memory it adds, against the
-//!   raw feature bytes;
-//! - search: p50/p90/p99 of `search` by face id (top_n 10) with no filter, a 1 % and a 10 % filter;
+//! - restart: `FaceLibrary::load` of the whole set with the `[index]` settings of the
+//!   configuration (a set of at least `exact_below` faces makes its sign codes within the load),
+//!   and the resident memory it adds, against the raw feature bytes;
+//! - search: p50/p90/p99 of `search` by face id (top_n 10) with no filter, a 1 % and a 10 % filter,
+//!   each labelled with how it is answered (sign codes or exact scan);
 //! - adds: per real image, the inference alone (`Engine::face_features`) and a whole `add_faces`
 //!   into the big set, interleaved in the same run; the ratio is what storage and bookkeeping add.
 //!
-//! With `--graph` the set keeps an HNSW graph (the `[index]` settings of the configuration): a
-//! first start builds it in the background and saves it, then every restart is timed as the load
-//! plus the graph file's attach, i.e. until searches use the graph again.
+//! `--exact` searches exactly whatever the set's size (no sign codes), for comparison.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use frs_index::FaceId;
+use frs_index::{FaceId, SearchPath};
 use frs_service::{AddFacesRequest, Caller, Engine, FaceLibrary, ImageInput, LibraryLimits, Probe, SearchRequest};
 use frs_store::{FaceRow, FaceSetRow, Store};
 use frs_vision::FEATURE_DIM;
@@ -46,10 +46,9 @@ pub struct BenchLibraryArgs {
     /// Passes over the images for the add measurement.
     #[arg(long, default_value_t = 3)]
     pub add_rounds: usize,
-    /// Give the set an HNSW graph (`[index]` settings; the set's capacity is forced above
-    /// `ann_min_capacity`); without it the set is searched exactly, whatever its size.
+    /// Search the set exactly whatever its size (no sign codes; `[index] exact_below` ignored).
     #[arg(long)]
-    pub graph: bool,
+    pub exact: bool,
 }
 
 pub fn run(config: &Config, args: &BenchLibraryArgs) -> anyhow::Result<()> {
@@ -67,34 +66,19 @@ pub fn run(config: &Config, args: &BenchLibraryArgs) -> anyhow::Result<()> {
     }
 
     let mut index = config.index.clone();
-    index.ann_min_capacity = if args.graph { 0 } else { u32::MAX };
-    if args.graph {
-        first_graph_build(dir.path(), &engine, &index)?;
+    if args.exact {
+        index.exact_below = usize::MAX;
     }
     let mut load_times = Vec::new();
     let mut library = None;
     for _ in 0..3 {
-        if let Some(previous) = library.take() {
-            FaceLibrary::shutdown(&previous);
-        }
+        // The previous load is freed before the next is measured.
+        drop(library.take());
         let store = Arc::new(Store::open(dir.path())?);
         let rss_before = rss_bytes();
         let started = Instant::now();
         let loaded = FaceLibrary::load_with_index(store, Arc::clone(&engine), LibraryLimits::default(), index.clone())?;
         load_times.push(started.elapsed());
-        if args.graph {
-            let status = loaded.index_status(PROJECT, SET)?;
-            ensure!(
-                status.pending == 0 && status.built_since_load == 0,
-                "the restart did not attach the whole graph: {status:?}"
-            );
-            if load_times.len() == 1 {
-                println!(
-                    "restart: graph attached whole (nothing rebuilt); unfiltered searches use the {}",
-                    if status.graph_search { "graph" } else { "exact scan (fewer faces than exact_below)" }
-                );
-            }
-        }
         if let (Some(before), Some(after)) = (rss_before, rss_bytes())
             && load_times.len() == 1
         {
@@ -114,17 +98,20 @@ pub fn run(config: &Config, args: &BenchLibraryArgs) -> anyhow::Result<()> {
     let raw = (args.faces * FEATURE_DIM * 4) as f64;
     let fields = heap.field_values + heap.columns;
     println!(
-        "memory: index heap {:.1} MB = {:.3}x raw features ({:.3}x without the custom fields, which take {:.0} B per face)",
+        "memory: index heap {:.1} MB = {:.3}x raw features ({:.3}x without the custom fields, which take {:.0} B per face; \
+         sign codes {:.0} B per face)",
         mb(heap.total()),
         heap.total() as f64 / raw,
         (heap.total() - fields) as f64 / raw,
         fields as f64 / args.faces as f64,
+        heap.codes as f64 / args.faces as f64,
     );
+    let status = library.index_status(PROJECT, SET)?;
     load_times.sort();
     println!(
         "restart: FaceLibrary::load of {} faces{}: best {:.0} ms, median {:.0} ms",
         args.faces,
-        if args.graph { " with the graph file attached (searches use the graph)" } else { "" },
+        if status.codes { ", sign codes made" } else { ", no sign codes" },
         ms(load_times[0]),
         ms(load_times[load_times.len() / 2])
     );
@@ -149,52 +136,14 @@ pub fn run(config: &Config, args: &BenchLibraryArgs) -> anyhow::Result<()> {
                 ensure!(!response.faces.is_empty(), "a search found nothing");
             }
             let (p50, p90, p99) = percentiles(&mut times);
-            println!("search ({label}), top_n 10: p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms");
+            let path = match library.search_path(PROJECT, SET, filter)? {
+                SearchPath::Codes => "sign codes",
+                SearchPath::Exact => "exact scan",
+            };
+            println!("search ({label}, {path}), top_n 10: p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms");
         }
         measure_adds(&library, &engine, args).await
     })?;
-    Ok(())
-}
-
-/// The first start of a set with a graph and no graph file: the load, then the background build
-/// until the graph is linked and saved.
-fn first_graph_build(
-    dir: &std::path::Path,
-    engine: &Arc<Engine>,
-    index: &frs_service::IndexConfig,
-) -> anyhow::Result<()> {
-    let store = Arc::new(Store::open(dir)?);
-    let started = Instant::now();
-    let library = FaceLibrary::load_with_index(store, Arc::clone(engine), LibraryLimits::default(), index.clone())?;
-    let loaded = started.elapsed();
-    let status = loop {
-        let status = library.index_status(PROJECT, SET)?;
-        if status.pending == 0 && status.saved {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let built = started.elapsed();
-    library.shutdown();
-    let set_id = library.face_set(&Caller::unauthenticated(PROJECT), PROJECT, SET)?.face_set_info.face_set_id;
-    let file = dir.join(frs_service::GRAPH_DIR).join(format!("{set_id}.hnsw"));
-    let bytes = std::fs::metadata(&file).with_context(|| format!("{}", file.display()))?.len();
-    println!(
-        "graph: first start: load {:.1} s (searches exact), background build of {} faces and save {:.1} s \
-         (m {}, ef_construction {}, {} build threads), graph file {:.1} MB ({:.0} B per face)",
-        loaded.as_secs_f64(),
-        status.built_since_load,
-        (built - loaded).as_secs_f64(),
-        index.m,
-        index.ef_construction,
-        if index.build_threads == 0 {
-            std::thread::available_parallelism().map_or(1, usize::from)
-        } else {
-            index.build_threads
-        },
-        mb(bytes as usize),
-        bytes as f64 / status.faces.max(1) as f64,
-    );
     Ok(())
 }
 

@@ -19,7 +19,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub library: frs_service::LibraryLimits,
-    /// Feature precision and the HNSW graphs of large sets (`docs/search-at-scale.md`).
+    /// Feature precision and the sign codes of large sets (`docs/search-at-scale.md`).
     pub index: frs_service::IndexConfig,
     /// Rate limits and call quotas per project (nothing limited by default; calls always counted).
     pub quota: frs_service::QuotaConfig,

@@ -146,7 +146,6 @@ fn serve(config: Config) -> anyhow::Result<()> {
         )
         .context("loading the face library")?
         .with_fetcher(fetcher.clone());
-        let graphs = library.clone();
         let service = FaceService::new(engine).with_fetcher(fetcher);
         let state = frs_server::AppState::new(service, library, authentication)
             .with_metrics(metrics)
@@ -155,12 +154,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let saver = tokio::spawn(quotas.clone().save_periodically());
         tracing::info!(listen = %config.server.listen, "serving the FRS v2 API");
         let served = frs_server::serve(config.server.clone(), state, shutdown_signal()).await;
-        // The counters and large sets' graphs are saved once no request can change them any more,
-        // even if serving failed.
+        // The counters are saved once no request can change them any more, even if serving failed.
         saver.abort();
-        let saved_graphs = tokio::task::spawn_blocking(move || graphs.shutdown()).await;
         quotas.save().await.context("saving the quota usage counters")?;
-        saved_graphs?;
         Ok::<_, anyhow::Error>(served?)
     })?;
     Ok(())

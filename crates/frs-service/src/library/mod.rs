@@ -9,16 +9,16 @@
 //!   searchable or absent. A failed call changes nothing.
 //! - Cheap checks first: parameters and custom fields are validated before any inference.
 
-mod graphs;
+mod index_config;
 mod types;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use frs_index::{
-    FaceEntry, FaceId, FaceSetIndex, FieldValues, Filter, Hit, Schema, SchemaError, SearchParams, SortError,
+    AnnSettings, FaceEntry, FaceId, FaceSetIndex, FieldValues, Filter, Hit, IndexSettings, Schema, SchemaError,
+    SearchParams, SearchPath, SortError,
 };
 use frs_store::{FaceRow, FaceSetRow, Store, StoreError};
 use frs_vision::{FEATURE_DIM, Face, Feature};
@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 
 use crate::{Action, BoundingBox, Caller, Engine, ImageFetcher, ServiceError, Stage};
 
-pub use graphs::{FeaturePrecision, GRAPH_DIR, IndexConfig, IndexStatus};
+pub use index_config::{FeaturePrecision, IndexConfig, IndexStatus};
 pub use types::*;
 
 /// Largest `offset + limit` of show faces (FRS §5.3).
@@ -62,8 +62,6 @@ struct FaceSet {
     index: RwLock<FaceSetIndex>,
     /// Serialises the writes of this set; `true` once the set is deleted.
     writer: Mutex<bool>,
-    /// The graph's file and save bookkeeping, for sets that keep a graph.
-    graph: Option<graphs::GraphState>,
 }
 
 impl FaceSet {
@@ -102,33 +100,21 @@ struct Inner {
     engine: Arc<Engine>,
     limits: LibraryLimits,
     index: IndexConfig,
-    /// The store's directory, where graph files live (`graphs/<face_set_id>.hnsw`).
-    data_dir: PathBuf,
     sets: RwLock<HashMap<SetKey, Arc<FaceSet>>>,
     /// Serialises creating and deleting sets, so the per-project count check holds.
     catalog: Mutex<()>,
-    /// Background graph building and saving (a thread, when some set can keep a graph).
-    upkeep: Arc<graphs::Upkeep>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.upkeep.stop(false);
-    }
 }
 
 impl FaceLibrary {
-    /// Loads every face set of the store into memory, with the default [`IndexConfig`] (exact
-    /// search for every set FRS's limits allow). Blocking: call it before serving.
+    /// Loads every face set of the store into memory, with the default [`IndexConfig`]. Blocking:
+    /// call it before serving.
     pub fn load(store: Arc<Store>, engine: Arc<Engine>, limits: LibraryLimits) -> Result<FaceLibrary, ServiceError> {
         FaceLibrary::load_with_index(store, engine, limits, IndexConfig::default())
     }
 
-    /// Loads every face set of the store into memory; sets whose capacity exceeds
-    /// [`IndexConfig::ann_min_capacity`] keep an HNSW graph, attached from its file in the data
-    /// directory. Faces the file does not name (or every face, without a usable file) are linked
-    /// at once when few, else by a background thread in short steps; searches are exact until
-    /// then. Blocking: call it before serving, and [`FaceLibrary::shutdown`] after.
+    /// Loads every face set of the store into memory; sets holding at least
+    /// [`IndexConfig::exact_below`] faces make their sign codes from the loaded features. Blocking:
+    /// call it before serving.
     pub fn load_with_index(
         store: Arc<Store>,
         engine: Arc<Engine>,
@@ -136,59 +122,40 @@ impl FaceLibrary {
         index: IndexConfig,
     ) -> Result<FaceLibrary, ServiceError> {
         let started = Instant::now();
-        let data_dir = store.dir().to_path_buf();
         let mut sets = HashMap::new();
         let mut faces = 0;
-        let mut graphs = 0;
+        let mut with_codes = 0;
         for row in store.face_sets()? {
-            let set = load_face_set(&store, row, &index, &data_dir)?;
+            let set = load_face_set(&store, row, &index)?;
             faces += set.face_number();
-            graphs += usize::from(set.graph.is_some());
+            with_codes += usize::from(read(&set.index).has_codes());
             sets.insert((set.row.project_id.clone(), set.row.name.clone()), Arc::new(set));
         }
-        let ids: Vec<&str> = sets.values().map(|set| set.row.id.as_str()).collect();
-        graphs::remove_orphans(&data_dir, &ids);
         tracing::info!(
             face_sets = sets.len(),
             faces,
-            graphs,
+            with_codes,
             duration_ms = started.elapsed().as_millis() as u64,
             "face library loaded"
         );
-        let start_upkeep = graphs > 0 || index.graphs_possible(limits.max_face_set_capacity);
-        let inner = Arc::new(Inner {
-            store,
-            engine,
-            limits,
-            index,
-            data_dir,
-            sets: RwLock::new(sets),
-            catalog: Mutex::new(()),
-            upkeep: graphs::Upkeep::new(),
-        });
-        if start_upkeep {
-            inner.upkeep.start(Arc::downgrade(&inner));
-        }
+        let inner = Arc::new(Inner { store, engine, limits, index, sets: RwLock::new(sets), catalog: Mutex::new(()) });
         Ok(FaceLibrary { inner, fetcher: ImageFetcher::default() })
     }
 
-    /// Stops the background graph upkeep and saves every graph changed since its last save
-    /// (partly built ones included: a restart links only the rest). Blocking; call it once
-    /// serving has stopped. Searches and writes still work afterwards, without upkeep.
-    pub fn shutdown(&self) {
-        self.inner.upkeep.stop(true);
-        let sets: Vec<Arc<FaceSet>> = read(&self.inner.sets).values().cloned().collect();
-        for set in sets.iter().filter(|set| set.graph.as_ref().is_some_and(|g| g.dirty())) {
-            if let Err(e) = graphs::save_graph(set) {
-                tracing::error!(face_set.id = %set.row.id, error = %e, "saving the graph at shutdown failed");
-            }
-        }
+    /// How one face set's index stands (faces, precision, sign codes); for operators' diagnostics
+    /// and tests, no authorization.
+    pub fn index_status(&self, project_id: &str, name: &str) -> Result<IndexStatus, ServiceError> {
+        let set = self.find(project_id, name)?;
+        let index = read(&set.index);
+        Ok(IndexStatus { faces: index.len(), precision: index.settings().precision.name(), codes: index.has_codes() })
     }
 
-    /// How one face set's index stands (graph, pending faces, tombstones, file saved); for
-    /// operators' diagnostics and tests, no authorization.
-    pub fn index_status(&self, project_id: &str, name: &str) -> Result<IndexStatus, ServiceError> {
-        Ok(graphs::status(&*self.find(project_id, name)?))
+    /// How a search of the set with this filter (FRS syntax, `None` for none) would be answered now:
+    /// by the sign codes or exactly. For diagnostics and tests, no authorization.
+    pub fn search_path(&self, project_id: &str, name: &str, filter: Option<&str>) -> Result<SearchPath, ServiceError> {
+        let set = self.find(project_id, name)?;
+        let filter = filter.map(|f| parse_filter(f, &set.schema)).transpose()?;
+        Ok(read(&set.index).search_path(filter.as_ref()))
     }
 
     /// The same library fetching `image_url` inputs with `fetcher`.
@@ -241,15 +208,12 @@ impl FaceLibrary {
                 StoreError::FaceSetExists => ServiceError::FaceSetExists(req.face_set_name.clone()),
                 other => other.into(),
             })?;
-        let settings = self.inner.index.settings_for(capacity);
-        let graph =
-            settings.ann.map(|_| graphs::GraphState::new(graphs::graph_path(&self.inner.data_dir, &row.id), true));
+        let settings = self.inner.index.settings();
         let set = Arc::new(FaceSet {
             index: RwLock::new(FaceSetIndex::with_settings(schema.clone(), FEATURE_DIM, settings)),
             schema,
             row,
             writer: Mutex::new(false),
-            graph,
         });
         let face_set_info = set.info();
         write(&self.inner.sets).insert(key, set);
@@ -290,16 +254,6 @@ impl FaceLibrary {
         blocking(self.timed(Stage::Store, move || store.delete_face_set(&id))).await?;
         *deleted = true;
         write(&self.inner.sets).remove(&(project_id.to_owned(), name.to_owned()));
-        if set.graph.is_some() {
-            let removed = Arc::clone(&set);
-            blocking(move || {
-                if let Some(graph) = &removed.graph {
-                    graph.remove_file();
-                }
-                Ok::<_, ServiceError>(())
-            })
-            .await?;
-        }
         Ok(DeleteFaceSetResponse { face_set_name: set.row.name.clone() })
     }
 
@@ -376,9 +330,6 @@ impl FaceLibrary {
             for (entry, feature) in entries {
                 faces.push(set_face(&set.schema, &entry, None));
                 index.insert(entry, &feature).map_err(|e| ServiceError::Internal(format!("index out of step: {e}")))?;
-            }
-            if let Some(graph) = &set.graph {
-                graph.changed(faces.len());
             }
             faces
         };
@@ -527,17 +478,6 @@ impl FaceLibrary {
             for id in &ids {
                 index.remove(*id);
             }
-            if let Some(graph) = &set.graph {
-                graph.changed(ids.len());
-            }
-        }
-        if set.graph.is_some() {
-            let compacted = Arc::clone(&set);
-            blocking(move || {
-                graphs::compact_if_sparse(&compacted);
-                Ok::<_, ServiceError>(())
-            })
-            .await?;
         }
         drop(deleted);
         Ok(set.counted(ids.len()))
@@ -611,6 +551,7 @@ impl FaceLibrary {
             let usage = read(&set.index).heap_usage();
             frs_index::HeapUsage {
                 features: sum.features + usage.features,
+                codes: sum.codes + usage.codes,
                 entries: sum.entries + usage.entries,
                 id_map: sum.id_map + usage.id_map,
                 field_values: sum.field_values + usage.field_values,
@@ -726,7 +667,7 @@ impl Query {
         Ok(Query { top_n: top_n as usize, threshold: threshold as f32, filter, sort, return_fields })
     }
 
-    /// The matches of each probe feature. Blocking (a full scan of the set).
+    /// The matches of each probe feature. Blocking (a scan of the set's features or sign codes).
     fn run(&self, set: &FaceSet, probes: &[Vec<f32>]) -> Vec<Vec<SearchFace>> {
         // The cosine bound is lowered by a rounding margin; the exact cut is made on the score.
         let params = SearchParams {
@@ -763,20 +704,16 @@ impl Query {
     }
 }
 
-fn load_face_set(
-    store: &Store,
-    row: FaceSetRow,
-    config: &IndexConfig,
-    data_dir: &std::path::Path,
-) -> Result<FaceSet, ServiceError> {
+fn load_face_set(store: &Store, row: FaceSetRow, config: &IndexConfig) -> Result<FaceSet, ServiceError> {
     let corrupt = |what: String| ServiceError::Internal(format!("face set {} ({}): {what}", row.name, row.id));
     let schema_json: Value = serde_json::from_str(&row.schema_json).map_err(|e| corrupt(format!("schema: {e}")))?;
     let schema = Schema::parse(&schema_json).map_err(|e| corrupt(format!("schema: {e}")))?;
-    let settings = config.settings_for(row.capacity);
-    let mut index = FaceSetIndex::with_settings(schema.clone(), FEATURE_DIM, settings);
+    let settings = config.settings();
+    // The codes are made once every face is in, centred on all of them.
+    let streaming = settings.ann.map(|ann| AnnSettings { exact_below: usize::MAX, ..ann });
+    let mut index =
+        FaceSetIndex::with_settings(schema.clone(), FEATURE_DIM, IndexSettings { ann: streaming, ..settings });
     index.reserve(store.count_faces(&row.id)?);
-    // Faces stream in without graph work; the saved graph is attached afterwards.
-    index.defer_graph();
     let mut failure = None;
     store.for_each_face(&row.id, |face| {
         if failure.is_none()
@@ -788,9 +725,19 @@ fn load_face_set(
     if let Some(e) = failure {
         return Err(corrupt(e));
     }
-    let graph =
-        settings.ann.map(|_| graphs::attach_graph(&mut index, graphs::graph_path(data_dir, &row.id), &row.id, config));
-    Ok(FaceSet { row, schema, index: RwLock::new(index), writer: Mutex::new(false), graph })
+    if let Some(ann) = settings.ann {
+        let started = Instant::now();
+        index.set_ann_settings(ann);
+        if index.has_codes() {
+            tracing::info!(
+                face_set.id = %row.id,
+                faces = index.len(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "sign codes made"
+            );
+        }
+    }
+    Ok(FaceSet { row, schema, index: RwLock::new(index), writer: Mutex::new(false) })
 }
 
 fn load_face(schema: &Schema, index: &mut FaceSetIndex, row: FaceRow) -> Result<(), String> {
