@@ -381,7 +381,7 @@ impl Data {
             centres.extend(centre);
             identities += 1;
         }
-        // Ids from the seeded generator, so a cached graph file matches the next run's faces.
+        // Ids from the seeded generator: every run has the same faces.
         const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let mut seen = HashSet::with_capacity(n);
         let mut ids = Vec::with_capacity(n);

@@ -842,6 +842,32 @@ mod tests {
         assert_eq!(index.select(&filter).len(), 900);
     }
 
+    /// Codes made on a few faces are made again as the set doubles, until they were fitted on
+    /// `REFIT_BELOW` faces; then kept.
+    #[test]
+    fn codes_are_refitted_as_a_small_set_doubles() {
+        let settings = IndexSettings {
+            precision: crate::Precision::F32,
+            ann: Some(AnnSettings { exact_below: 3, ..AnnSettings::default() }),
+        };
+        let mut index = FaceSetIndex::with_settings(Schema::default(), 2, settings);
+        let fitted = |index: &FaceSetIndex| index.ann.as_ref().and_then(|a| a.codes.as_ref()).map(SignCodes::fitted);
+        let mut seen = Vec::new();
+        for i in 0..(2 * REFIT_BELOW + 10) as u32 {
+            let angle = i as f32 * 0.01;
+            let face = entry(&format!("{i:08}"), "x", FieldValues::default());
+            index.insert(face, &[angle.cos(), angle.sin()]).expect("insert");
+            if seen.last() != Some(&fitted(&index)) {
+                seen.push(fitted(&index));
+            }
+        }
+        let doublings: Vec<Option<usize>> = std::iter::once(None)
+            .chain((0..).map(|k| Some(3usize << k)).take_while(|&n| n.is_some_and(|n| n < 2 * REFIT_BELOW)))
+            .collect();
+        assert_eq!(seen, doublings);
+        assert_eq!(index.ann.as_ref().and_then(|a| a.codes.as_ref()).map(SignCodes::len), Some(index.len()));
+    }
+
     #[test]
     fn memory_slack_is_bounded() {
         let mut index = FaceSetIndex::new(Schema::empty(), 128);
