@@ -20,21 +20,15 @@ impl Bits {
         bits
     }
 
-    /// Builds `len` bits from a predicate on each index, 64 at a time (the loop the column scans use).
+    /// One bit per value, set where `bit` holds, 64 values per word (the loop the column scans use:
+    /// slices of 64 let the compiler drop bounds checks and unroll).
     #[inline]
-    pub(crate) fn from_fn(len: usize, mut bit: impl FnMut(usize) -> bool) -> Bits {
-        let mut words = Vec::with_capacity(len.div_ceil(64));
-        let mut start = 0;
-        while start < len {
-            let end = (start + 64).min(len);
-            let mut word = 0u64;
-            for i in start..end {
-                word |= u64::from(bit(i)) << (i - start);
-            }
-            words.push(word);
-            start = end;
-        }
-        Bits { words, len }
+    pub(crate) fn from_values<T>(values: &[T], bit: impl Fn(&T) -> bool) -> Bits {
+        let words = values
+            .chunks(64)
+            .map(|chunk| chunk.iter().enumerate().fold(0u64, |word, (k, v)| word | u64::from(bit(v)) << k))
+            .collect();
+        Bits { words, len: values.len() }
     }
 
     #[cfg(test)]
@@ -174,7 +168,7 @@ mod tests {
         negated.negate();
         assert_eq!(negated.count_ones(), model.len() - ones.len());
         assert_eq!(Bits::ones(130).count_ones(), 130);
-        assert_eq!(Bits::from_fn(130, |i| i % 2 == 0).count_ones(), 65);
+        assert_eq!(Bits::from_values(&(0..130).collect::<Vec<_>>(), |i| i % 2 == 0).count_ones(), 65);
         assert!(Bits::zeros(100).is_all_zero());
     }
 }

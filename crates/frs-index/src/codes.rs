@@ -212,9 +212,9 @@ impl SignCodes {
         #[cfg(target_arch = "x86_64")]
         if let Some(token) = self.avx512
             && end == first + 8
+            && let Some(estimates) = token.estimates(self, q, first)
         {
             let allowed = filter.map_or(0xff, |bits| (bits.words()[first / 64] >> (first % 64)) as u8);
-            let estimates = token.estimates(self, q, first);
             out.extend((0..8).filter(|k| allowed >> k & 1 == 1).map(|k| estimates[k]));
             return;
         }
@@ -285,7 +285,8 @@ mod x86 {
             ok.then_some(Avx512Popcnt(()))
         }
 
-        /// [`SignCodes::scan`] over the first multiple of 8 faces; returns how many it covered.
+        /// [`SignCodes::scan`] over the first multiple of 8 faces; returns how many it covered (0
+        /// for codes of more than 8 words, left to the scalar loop).
         pub(super) fn scan(
             self,
             codes: &SignCodes,
@@ -294,50 +295,111 @@ mod x86 {
             filter: Option<&Bits>,
             out: &mut Vec<u32>,
         ) -> usize {
-            // SAFETY: the token proves the target features are present.
-            unsafe { scan(codes, q, threshold, filter, out) }
+            // SAFETY: the token proves the target features are present; `W` is the codes' word count.
+            by_words!(codes.words.len(), W => unsafe { scan::<W>(codes, q, threshold, filter, out) }, _ => 0)
         }
 
-        /// The estimates of slots `first..first + 8` (all present).
-        pub(super) fn estimates(self, codes: &SignCodes, q: &CodeQuery, first: usize) -> [f32; 8] {
+        /// The estimates of slots `first..first + 8` (all present), `None` for codes of more than 8
+        /// words.
+        pub(super) fn estimates(self, codes: &SignCodes, q: &CodeQuery, first: usize) -> Option<[f32; 8]> {
             assert!(first + 8 <= codes.len());
             let mut out = [0.0f32; 8];
-            // SAFETY: the token proves the target features are present; the slots exist (asserted).
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), Prepared::new(q).estimates(codes, first)) };
-            out
+            // SAFETY: the token proves the target features are present; the slots exist (asserted);
+            // `W` is the codes' word count.
+            let estimates = by_words!(codes.words.len(), W => unsafe { Prepared::<W>::new(codes, q).estimates(first) }, _ => return None);
+            // SAFETY: as above, the token proves AVX is present.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), estimates) };
+            Some(out)
         }
     }
 
-    /// A query's constants in registers.
-    struct Prepared {
-        planes: Vec<[__m512i; 4]>,
+    /// `$body` with the constant `$w` equal to `$words` for 1–8 words, else `$other`: one
+    /// monomorphised scan per code width, so its arrays live in registers.
+    macro_rules! by_words {
+        ($words:expr, $w:ident => $body:expr, _ => $other:expr) => {
+            match $words {
+                1 => {
+                    const $w: usize = 1;
+                    $body
+                }
+                2 => {
+                    const $w: usize = 2;
+                    $body
+                }
+                3 => {
+                    const $w: usize = 3;
+                    $body
+                }
+                4 => {
+                    const $w: usize = 4;
+                    $body
+                }
+                5 => {
+                    const $w: usize = 5;
+                    $body
+                }
+                6 => {
+                    const $w: usize = 6;
+                    $body
+                }
+                7 => {
+                    const $w: usize = 7;
+                    $body
+                }
+                8 => {
+                    const $w: usize = 8;
+                    $body
+                }
+                _ => $other,
+            }
+        };
+    }
+    use by_words;
+
+    /// A query's constants in registers and the codes' arrays as pointers, for codes of `W` words
+    /// (a constant, so the compiler keeps all of it in registers across the scan).
+    struct Prepared<'a, const W: usize> {
+        words: [*const u64; W],
+        scale: *const u16,
+        offset: *const u16,
+        len: usize,
+        planes: [[__m512i; 4]; W],
         two_step: __m256,
         two_low: __m256,
         sum: __m256,
+        _codes: std::marker::PhantomData<&'a SignCodes>,
     }
 
-    impl Prepared {
+    impl<'a, const W: usize> Prepared<'a, W> {
+        /// Panics unless the codes have `W` words.
         #[target_feature(enable = "avx512f")]
-        fn new(q: &CodeQuery) -> Prepared {
+        fn new(codes: &'a SignCodes, q: &CodeQuery) -> Prepared<'a, W> {
+            assert_eq!(codes.words.len(), W);
             Prepared {
-                planes: q.planes.iter().map(|p| std::array::from_fn(|k| _mm512_set1_epi64(p[k] as i64))).collect(),
+                words: std::array::from_fn(|w| codes.words[w].as_ptr()),
+                scale: codes.scale.as_ptr(),
+                offset: codes.offset.as_ptr(),
+                len: codes.len(),
+                planes: std::array::from_fn(|w| std::array::from_fn(|p| _mm512_set1_epi64(q.planes[w][p] as i64))),
                 two_step: _mm256_set1_ps(2.0 * q.step),
                 two_low: _mm256_set1_ps(2.0 * q.low),
                 sum: _mm256_set1_ps(q.sum),
+                _codes: std::marker::PhantomData,
             }
         }
 
         /// The estimates of slots `first..first + 8`.
         ///
         /// # Safety
-        /// `first + 8 ≤ codes.len()`.
+        /// `first + 8 ≤ len`, and the CPU has the target features.
         #[inline]
         #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq,f16c,fma")]
-        unsafe fn estimates(&self, codes: &SignCodes, first: usize) -> __m256 {
+        unsafe fn estimates(&self, first: usize) -> __m256 {
+            debug_assert!(first + 8 <= self.len);
             let (mut ones, mut levels) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-            for (words, planes) in codes.words.iter().zip(&self.planes) {
-                // SAFETY: first + 8 ≤ words.len() (the caller's contract).
-                let code = unsafe { _mm512_loadu_si512(words.as_ptr().add(first).cast()) };
+            for (words, planes) in self.words.iter().zip(&self.planes) {
+                // SAFETY: first + 8 ≤ len, the length of every word array (the caller's contract).
+                let code = unsafe { _mm512_loadu_si512(words.add(first).cast()) };
                 ones = _mm512_add_epi64(ones, _mm512_popcnt_epi64(code));
                 let count = |p: usize| _mm512_popcnt_epi64(_mm512_and_si512(code, planes[p]));
                 let mut weighted = count(3);
@@ -350,29 +412,38 @@ mod x86 {
             let levels = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(levels));
             let inner =
                 _mm256_sub_ps(_mm256_fmadd_ps(self.two_step, levels, _mm256_mul_ps(self.two_low, ones)), self.sum);
-            // SAFETY: first + 8 ≤ the factors' length (the caller's contract).
+            // SAFETY: first + 8 ≤ len, the factors' length (the caller's contract).
             let (scale, offset) = unsafe {
                 (
-                    _mm256_cvtph_ps(_mm_loadu_si128(codes.scale.as_ptr().add(first).cast())),
-                    _mm256_cvtph_ps(_mm_loadu_si128(codes.offset.as_ptr().add(first).cast())),
+                    _mm256_cvtph_ps(_mm_loadu_si128(self.scale.add(first).cast())),
+                    _mm256_cvtph_ps(_mm_loadu_si128(self.offset.add(first).cast())),
                 )
             };
             _mm256_fmadd_ps(scale, inner, offset)
         }
     }
 
+    /// # Safety
+    /// The CPU has the target features; the codes have `W` words.
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq,f16c,fma")]
-    fn scan(codes: &SignCodes, q: &CodeQuery, threshold: f32, filter: Option<&Bits>, out: &mut Vec<u32>) -> usize {
+    unsafe fn scan<const W: usize>(
+        codes: &SignCodes,
+        q: &CodeQuery,
+        threshold: f32,
+        filter: Option<&Bits>,
+        out: &mut Vec<u32>,
+    ) -> usize {
         let whole = codes.len() / 8 * 8;
-        let prepared = Prepared::new(q);
+        let prepared = Prepared::<W>::new(codes, q);
         let threshold = _mm256_set1_ps(threshold);
+        let allowed_words = filter.map(Bits::words);
         for first in (0..whole).step_by(8) {
-            let allowed = filter.map_or(0xff, |bits| (bits.words()[first / 64] >> (first % 64)) as u8);
+            let allowed = allowed_words.map_or(0xff, |words| (words[first / 64] >> (first % 64)) as u8);
             if allowed == 0 {
                 continue;
             }
             // SAFETY: first + 8 ≤ whole ≤ codes.len().
-            let estimates = unsafe { prepared.estimates(codes, first) };
+            let estimates = unsafe { prepared.estimates(first) };
             let mut passed = _mm256_cmp_ps_mask::<_CMP_GE_OQ>(estimates, threshold) & allowed;
             while passed != 0 {
                 out.push((first + passed.trailing_zeros() as usize) as u32);
@@ -432,7 +503,7 @@ mod tests {
             let covariance = mean(&|p| (p.0 - me) * (p.1 - mc));
             let correlation = covariance / (mean(&|p| (p.0 - me).powi(2)) * mean(&|p| (p.1 - mc).powi(2))).sqrt();
             assert!(correlation > 0.7, "dim {dim}: estimate/cosine correlation {correlation}");
-            let filter = Bits::from_fn(n, |slot| slot % 3 != 0);
+            let filter = Bits::from_values(&(0..n).collect::<Vec<_>>(), |slot| slot % 3 != 0);
             for filter in [None, Some(&filter)] {
                 let threshold = 0.02;
                 let mut scanned = Vec::new();

@@ -195,12 +195,12 @@ impl Column {
     pub(crate) fn scan(&self, predicate: &Predicate, len: usize) -> Bits {
         match (self, predicate) {
             (Column::Int { values, present }, &Predicate::IntRange { lo, hi }) => {
-                let mut bits = Bits::from_fn(len, |i| lo <= values[i] && values[i] <= hi);
+                let mut bits = Bits::from_values(&values[..len], |&v| (lo <= v) & (v <= hi));
                 bits.and_with(present);
                 bits
             }
             (Column::Float { values, present }, predicate @ Predicate::FloatRange { .. }) => {
-                let mut bits = Bits::from_fn(len, |i| predicate.matches_float(values[i]));
+                let mut bits = Bits::from_values(&values[..len], |&v| predicate.matches_float(v));
                 bits.and_with(present);
                 bits
             }
@@ -220,7 +220,7 @@ impl Column {
 
 /// Slots whose hash is `wanted`.
 pub(crate) fn hash_scan(hashes: &[u32], wanted: u32, len: usize) -> Bits {
-    Bits::from_fn(len, |i| hashes[i] == wanted)
+    Bits::from_values(&hashes[..len], |&h| h == wanted)
 }
 
 fn float_of(value: Option<&FieldValue>) -> Option<f64> {

@@ -259,9 +259,10 @@ fn gather<const W: usize>(query: &[f32], features: &[f32], slots: &[u32], out: &
 #[allow(unsafe_code)]
 mod x86 {
     use std::arch::x86_64::{
-        __m128i, __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64, _mm_loadu_si128, _mm_movehl_ps,
-        _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps,
-        _mm256_cvtph_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+        __m128i, __m256, _MM_HINT_T0, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64, _mm_loadu_si128,
+        _mm_movehl_ps, _mm_prefetch, _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtepi8_epi32,
+        _mm256_cvtepi32_ps, _mm256_cvtph_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_setzero_ps,
     };
 
     /// Proof that the CPU has AVX2, FMA and F16C (every AVX2 CPU so far has F16C): only
@@ -311,10 +312,23 @@ mod x86 {
         }
     }
 
+    /// Rows ahead whose cache lines `gather` requests before scoring the current one: scattered rows
+    /// miss every cache, and the hardware prefetcher cannot guess them (1M faces, a code search
+    /// re-scoring 10,000 rows, alternating runs: p50 2.19–2.28 ms with 4–8 rows ahead, 2.27–2.43 ms
+    /// without).
+    const GATHER_AHEAD: usize = 8;
+
     #[target_feature(enable = "avx2,fma")]
     fn gather(query: &[f32], features: &[f32], slots: &[u32], out: &mut [f32]) {
         let dim = query.len();
-        for (o, &slot) in out.iter_mut().zip(slots) {
+        for (i, (o, &slot)) in out.iter_mut().zip(slots).enumerate() {
+            if let Some(&ahead) = slots.get(i + GATHER_AHEAD) {
+                // A hint only: the address may lie anywhere (`wrapping_add`), a prefetch never faults.
+                let row = features.as_ptr().wrapping_add(ahead as usize * dim).cast::<i8>();
+                for line in 0..(dim * 4).div_ceil(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(line * 64));
+                }
+            }
             let start = slot as usize * dim;
             *o = dot(query, &features[start..start + dim]);
         }
