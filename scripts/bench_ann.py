@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""FAISS (flat and HNSW), hnswlib and usearch on the vectors and probes frs-index's ANN benchmark exported,
+"""FAISS (flat, RaBitQ with exact re-scoring, and HNSW), hnswlib and usearch on the vectors and probes frs-index's ANN benchmark exported,
 one search thread each: the side-by-side figures of docs/search-at-scale.md.
 
     FRS_ANN_EXPORT=.cache/ann-1m.bin FRS_ANN_SECTIONS=recall FRS_ANN_PRECISION=f32 \\
         cargo bench -p frs-index --bench ann           # writes the file (vectors, probes, exact top-10s)
     python3 scripts/bench_ann.py .cache/ann-1m.bin [--m 16] [--efc 100] [--ef 16,32,64,96,128,256]
-        [--build-threads 2] [--libs faiss-flat,faiss-hnsw,hnswlib,usearch] [--filters] [--probes N]
+        [--build-threads 2] [--libs faiss-flat,faiss-rabitq,faiss-hnsw,hnswlib,usearch] [--filters] [--probes N]
+        [--rerank 5000,7000,10000,15000]
 
 Each probe is searched alone (a 1 x dim batch), as one frs search request is, on one thread
 (`faiss.omp_set_num_threads(1)`, `num_threads=1`, `threads=1`); latency is wall time around that call.
@@ -119,9 +120,12 @@ def main():
     parser.add_argument("--efc", type=int, default=100)
     parser.add_argument("--ef", default="16,32,48,64,96,128,192,256")
     parser.add_argument("--build-threads", type=int, default=2)
-    parser.add_argument("--libs", default="faiss-flat,faiss-hnsw,hnswlib,usearch")
+    parser.add_argument("--libs", default="faiss-flat,faiss-rabitq,faiss-hnsw,hnswlib,usearch")
     parser.add_argument("--filters", action="store_true")
     parser.add_argument("--probes", type=int, default=0, help="only the first N probes (0: all)")
+    parser.add_argument(
+        "--rerank", default="5000,7000,10000,15000", help="faiss-rabitq: faces re-scored exactly per probe"
+    )
     args = parser.parse_args()
     reexec_in_venv("bench_ann.py", VENV, PACKAGES, ready)
 
@@ -166,6 +170,25 @@ def main():
         times, rows = timed(lambda q: flat.search(q, 10)[1][0], q1)
         report("faiss-flat", "none", "-", times, rows, truth[0])
         del flat
+
+    if "faiss-rabitq" in libs:
+        # FAISS's own RaBitQ (1-bit codes, 4-bit queries as frs) over all faces, its candidates
+        # re-scored on the f32 vectors (IndexRefineFlat): the same design as frs's code search.
+        faiss.omp_set_num_threads(1)
+        base = faiss.IndexRaBitQ(dim, faiss.METRIC_INNER_PRODUCT)
+        t = time.perf_counter()
+        base.train(data)
+        refine = faiss.IndexRefineFlat(base)
+        refine.add(data)
+        build = time.perf_counter() - t
+        for rerank in [int(r) for r in args.rerank.split(",")]:
+            params = faiss.IndexRefineSearchParameters(
+                k_factor=rerank / 10, base_index_params=faiss.RaBitQSearchParameters(qb=4)
+            )
+            times, rows = timed(lambda q: refine.search(q, 10, params=params)[1][0], q1)
+            report("faiss-rabitq", "none", rerank, times, rows, truth[0], build)
+            build = None
+        del refine, base
 
     if "faiss-hnsw" in libs:
         path = os.path.join(CACHE, f"faiss-{key}.index")

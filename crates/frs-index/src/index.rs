@@ -359,8 +359,8 @@ impl FaceSetIndex {
     }
 
     /// How [`FaceSetIndex::search`] answers a query with this filter: [`SearchPath::Codes`] when the
-    /// index has its sign codes, at least [`AnnSettings::exact_below`] faces pass the filter, and they
-    /// are at least [`AnnSettings::min_permille`] of the set; else exact. The count is taken by
+    /// index has its sign codes, holds at least [`AnnSettings::exact_below`] faces, and the filter
+    /// (if any) passes at least [`AnnSettings::min_permille`] of them; else exact. The count is taken by
     /// evaluating the filter on the columns (what search does first anyway).
     pub fn search_path(&self, filter: Option<&Filter>) -> SearchPath {
         let bits = filter.map(|f| self.eval(&f.root));
@@ -369,11 +369,11 @@ impl FaceSetIndex {
 
     /// The path, and how many faces pass the filter.
     fn choose_path(&self, bits: Option<&Bits>) -> (SearchPath, usize) {
-        let count = bits.map_or(self.entries.len(), Bits::count_ones);
+        let (len, count) = (self.entries.len(), bits.map_or(self.entries.len(), Bits::count_ones));
         let Some(Ann { settings, codes: Some(_) }) = &self.ann else { return (SearchPath::Exact, count) };
-        let enough = count >= settings.exact_below && count > 0;
-        let dense = count as u64 * 1000 >= self.entries.len() as u64 * u64::from(settings.min_permille);
-        (if enough && dense { SearchPath::Codes } else { SearchPath::Exact }, count)
+        let large = len >= settings.exact_below;
+        let dense = count > 0 && count as u64 * 1000 >= len as u64 * u64::from(settings.min_permille);
+        (if large && dense { SearchPath::Codes } else { SearchPath::Exact }, count)
     }
 
     /// Search. Panics if `query.len() != dim`.

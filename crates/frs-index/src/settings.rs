@@ -42,12 +42,11 @@ impl Precision {
 /// SFace features (see `docs/search-at-scale.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnnSettings {
-    /// The set makes its sign codes when it first holds this many faces, and a search uses them only
-    /// when at least this many faces are candidates (the set, or those passing the filter); below
-    /// it, search is the exact scan.
+    /// The set makes its sign codes when it first holds this many faces, and searches use them
+    /// while it holds at least this many; a smaller set is searched exactly.
     pub exact_below: usize,
     /// A filtered search uses the codes only when the filter matches at least this share of the
-    /// set, in thousandths; below it the exact scan of the matching faces is faster and exact.
+    /// set, in thousandths; below it the exact scan of the matching faces is faster (and exact).
     pub min_permille: u32,
     /// Faces scored per search, in thousandths of the candidate faces (recall vs latency)...
     pub rerank_permille: u32,
@@ -64,7 +63,7 @@ impl AnnSettings {
 
 impl Default for AnnSettings {
     fn default() -> Self {
-        AnnSettings { exact_below: 100_000, min_permille: 20, rerank_permille: 10, min_rerank: 5_000 }
+        AnnSettings { exact_below: 100_000, min_permille: 30, rerank_permille: 10, min_rerank: 5_000 }
     }
 }
 

@@ -237,14 +237,19 @@ fn thresholds_choose_the_path_by_size_and_filter_selectivity() {
     assert!(index.has_codes());
     assert_eq!(index.search_path(None), SearchPath::Codes);
     let s = schema();
-    // dept:[0 TO 3] matches 400 of 500 (< exact_below): exact; with exact_below 100 it is 80 %: codes.
+    // dept:[0 TO 3] matches 80 % of the set: codes; dept:1, 20 %: below min_permille 25 %, exact.
     let wide = Filter::parse("dept:[0 TO 3]", &s).expect("filter");
-    assert_eq!(index.search_path(Some(&wide)), SearchPath::Exact);
-    index.set_ann_settings(AnnSettings { exact_below: 100, min_permille: 100, ..AnnSettings::default() });
     assert_eq!(index.search_path(Some(&wide)), SearchPath::Codes);
-    // 1 face in 500 = 0.2 % < 10 %: exact.
+    let fifth = Filter::parse("dept:1", &s).expect("filter");
+    index.set_ann_settings(AnnSettings { exact_below: 500, min_permille: 250, ..AnnSettings::default() });
+    assert_eq!(index.search_path(Some(&fifth)), SearchPath::Exact);
+    index.set_ann_settings(AnnSettings { exact_below: 500, min_permille: 100, ..AnnSettings::default() });
+    assert_eq!(index.search_path(Some(&fifth)), SearchPath::Codes);
+    // 1 face in 500 = 0.2 % < 10 %, and a filter matching nothing: exact.
     let narrow = Filter::parse("face_id:00000003", &s).expect("filter");
     assert_eq!(index.search_path(Some(&narrow)), SearchPath::Exact);
+    let none = Filter::parse("dept:99", &s).expect("filter");
+    assert_eq!(index.search_path(Some(&none)), SearchPath::Exact);
     // Removals below exact_below: exact again, the codes kept.
     for i in 0..450 {
         assert!(index.remove(id(i)));

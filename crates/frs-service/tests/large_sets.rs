@@ -1,8 +1,8 @@
 //! Large face sets through `FaceLibrary`, with the real models on real photos: a set makes its sign
-//! codes when it first holds `exact_below` faces (in an add, or at load); searches over at least
-//! `exact_below` candidate faces then go through the codes and find the top hits of exact search
-//! with exact scores; a restart makes the codes again from the store; deletes and adds keep them in
-//! step. Fails (never skips) without `assets/models` and `assets/images`.
+//! codes when it first holds `exact_below` faces (in an add, or at load); its searches (with a
+//! filter: one matching at least `min_permille` of it) then go through the codes and find the top
+//! hits of exact search with exact scores; a restart makes the codes again from the store; deletes
+//! and adds keep them in step. Fails (never skips) without `assets/models` and `assets/images`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -21,9 +21,9 @@ const SET: &str = "big";
 const SET_ID: &str = "LargeSet";
 /// Synthetic faces streamed from the store, `dept` 0–9 (300 each).
 const SYNTHETIC: usize = 3_000;
-/// Half the synthetic faces: enough candidates for the codes once `exact_below` is 1,000.
+/// Half the synthetic faces: above `min_permille`, searched through the codes.
 const HALF: &str = "dept:[0 TO 4]";
-/// A tenth of them: fewer candidates than any `exact_below` below.
+/// A tenth of them: below `min_permille`, searched exactly.
 const TENTH: &str = "dept:5";
 /// Faces each search asks for...
 const TOP_N: usize = 30;
@@ -57,10 +57,10 @@ fn sample(n: u32) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: run scripts/setup.sh", path.display()))
 }
 
-/// Sign codes once a set holds `exact_below` faces; a code search scores 10 % of its candidates
-/// (150 of the 1,500 faces a half filter passes: 5 × `TOP_N`).
+/// Sign codes once a set holds `exact_below` faces, used by filters matching ≥ 20 % of it; a code
+/// search scores 10 % of its candidates (150 of the 1,500 faces a half filter passes: 5 × `TOP_N`).
 fn codes_config(exact_below: usize) -> IndexConfig {
-    IndexConfig { exact_below, min_permille: 20, rerank_permille: 100, min_rerank: 0, ..IndexConfig::default() }
+    IndexConfig { exact_below, min_permille: 200, rerank_permille: 100, min_rerank: 0, ..IndexConfig::default() }
 }
 
 fn load(store: &Arc<Store>, config: IndexConfig) -> FaceLibrary {
@@ -216,18 +216,18 @@ async fn code_search_finds_the_exact_top_hits_across_adds_restarts_and_deletes()
     assert!(grown.codes && grown.faces == SYNTHETIC + sample_faces, "{grown:?}");
     assert!(library.heap_usage().codes > 0);
     assert_eq!(path(&library, None), SearchPath::Codes);
-    assert_eq!(path(&library, Some(HALF)), SearchPath::Exact, "fewer candidates than exact_below");
+    assert_eq!(path(&library, Some(HALF)), SearchPath::Codes);
+    assert_eq!(path(&library, Some(TENTH)), SearchPath::Exact, "a filter below min_permille");
     let exact = exact_answers(&store, &probes).await;
     assert_top_hits_exact(&answers(&library, &probes).await, &exact, "codes made by an add");
     drop(library);
 
-    // Restart: the codes are made again from the store at load; filtered searches with enough
-    // candidates use them too.
+    // Restart: the codes are made again from the store at load.
     let restarted = load(&store, codes_config(1_000));
     assert!(status(&restarted).codes);
     assert_eq!(path(&restarted, None), SearchPath::Codes);
     assert_eq!(path(&restarted, Some(HALF)), SearchPath::Codes);
-    assert_eq!(path(&restarted, Some(TENTH)), SearchPath::Exact, "fewer candidates than exact_below");
+    assert_eq!(path(&restarted, Some(TENTH)), SearchPath::Exact, "a filter below min_permille");
     let exact = exact_answers(&store, &probes).await;
     assert_top_hits_exact(&answers(&restarted, &probes).await, &exact, "codes made at load");
 

@@ -30,10 +30,11 @@ impl From<FeaturePrecision> for Precision {
 ///
 /// A set makes its sign codes (1 bit per component and two half floats per face, ~20 B) in memory
 /// once it holds `exact_below` faces: at load, or in the add that brings it there (that add holds
-/// the set's index for about 0.1 s per 100,000 faces). A search over at least `exact_below`
-/// candidate faces then estimates every candidate's cosine from the codes and scores only the best
-/// estimates on the features: scores stay exact, which faces are found is approximate. Nothing is
-/// saved: the codes are made again from the stored features at each start.
+/// the set's index for about 0.1 s per 100,000 faces). While the set holds at least `exact_below`
+/// faces, a search (with a filter: one matching at least `min_permille` of them) estimates every
+/// candidate's cosine from the codes and scores only the best estimates on the features: scores
+/// stay exact, which faces are found is approximate. Nothing is saved: the codes are made again
+/// from the stored features at each start.
 ///
 /// With FRS's limits (`[library] max_face_set_capacity` 100,000) only a full set reaches the
 /// default `exact_below`.
@@ -42,10 +43,11 @@ impl From<FeaturePrecision> for Precision {
 pub struct IndexConfig {
     /// Feature precision of every set in memory (`f32`, `f16`, `i8`).
     pub precision: FeaturePrecision,
-    /// Sets make their codes at this many faces; searches over fewer candidate faces (the set, or
-    /// the faces passing the filter) are exact.
+    /// Sets make their codes at this many faces and use them while they hold this many; smaller
+    /// sets are searched exactly.
     pub exact_below: usize,
-    /// A filter matching less than this share of the set (‰) is answered by an exact scan.
+    /// A filter matching less than this share of the set (‰) is answered by an exact scan of its
+    /// matches.
     pub min_permille: u32,
     /// Faces scored on their features per code search, in thousandths of the candidates...
     pub rerank_permille: u32,
