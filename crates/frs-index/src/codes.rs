@@ -317,39 +317,14 @@ mod x86 {
     /// monomorphised scan per code width, so its arrays live in registers.
     macro_rules! by_words {
         ($words:expr, $w:ident => $body:expr, _ => $other:expr) => {
+            by_words!(@arms $words, $w, $body, $other; 1 2 3 4 5 6 7 8)
+        };
+        (@arms $words:expr, $w:ident, $body:expr, $other:expr; $($n:literal)*) => {
             match $words {
-                1 => {
-                    const $w: usize = 1;
+                $($n => {
+                    const $w: usize = $n;
                     $body
-                }
-                2 => {
-                    const $w: usize = 2;
-                    $body
-                }
-                3 => {
-                    const $w: usize = 3;
-                    $body
-                }
-                4 => {
-                    const $w: usize = 4;
-                    $body
-                }
-                5 => {
-                    const $w: usize = 5;
-                    $body
-                }
-                6 => {
-                    const $w: usize = 6;
-                    $body
-                }
-                7 => {
-                    const $w: usize = 7;
-                    $body
-                }
-                8 => {
-                    const $w: usize = 8;
-                    $body
-                }
+                })*
                 _ => $other,
             }
         };
