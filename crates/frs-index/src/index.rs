@@ -131,8 +131,7 @@ struct Ann {
 ///
 /// [`FaceSetIndex::new`] makes an exact-only index of `f32` features; [`FaceSetIndex::with_settings`]
 /// can hold features as `f16`/`i8` ([`crate::Precision`]) and, for large sets, sign codes
-/// ([`AnnSettings`]) that searches with enough candidates use to pick the faces they score (see
-/// [`FaceSetIndex::search`]).
+/// ([`AnnSettings`]) that pick the faces a search scores (see [`FaceSetIndex::search`]).
 ///
 /// Layout: one row-major feature matrix and a parallel `Vec<FaceEntry>`, indexed by slot;
 /// a `HashMap<FaceId, u32>` from id to slot; a 32-bit hash column of `external_image_id`; one column
