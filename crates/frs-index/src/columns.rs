@@ -1,5 +1,5 @@
 //! Per-field columns of a face set, so a filter scan reads compact arrays instead of chasing a
-//! pointer per face: numbers as `i64`/`f64` arrays with presence bits, booleans as two bit vectors,
+//! pointer per face: numbers as `i32`-or-`i64`/`f64` arrays with presence bits, booleans as two bit vectors,
 //! strings (and `external_image_id`) as 32-bit hashes confirmed against the entry on a hash match.
 
 use crate::bits::Bits;
@@ -11,7 +11,7 @@ use crate::schema::{FieldType, FieldValue};
 #[derive(Clone, Debug)]
 pub(crate) enum Column {
     Int {
-        values: Vec<i64>,
+        values: IntValues,
         present: Bits,
     },
     Float {
@@ -28,6 +28,103 @@ pub(crate) enum Column {
     },
 }
 
+/// An integer column's values: `i32` while every value fits, `i64` from the first that does not
+/// (a range filter over a large set then reads half the bytes).
+#[derive(Clone, Debug)]
+pub(crate) enum IntValues {
+    Narrow(Vec<i32>),
+    Wide(Vec<i64>),
+}
+
+impl IntValues {
+    fn push(&mut self, v: i64) {
+        if let IntValues::Narrow(narrow) = self
+            && let Ok(v) = i32::try_from(v)
+        {
+            grow(narrow, 1, 256);
+            narrow.push(v);
+            return;
+        }
+        let wide = self.widen();
+        grow(wide, 1, 256);
+        wide.push(v);
+    }
+
+    fn set(&mut self, slot: usize, v: i64) {
+        if let IntValues::Narrow(narrow) = self
+            && let Ok(v) = i32::try_from(v)
+        {
+            narrow[slot] = v;
+            return;
+        }
+        self.widen()[slot] = v;
+    }
+
+    /// The values as `i64` (converted once, when the first value too large for `i32` arrives).
+    fn widen(&mut self) -> &mut Vec<i64> {
+        if let IntValues::Narrow(narrow) = self {
+            *self = IntValues::Wide(narrow.iter().map(|&v| i64::from(v)).collect());
+        }
+        match self {
+            IntValues::Wide(wide) => wide,
+            IntValues::Narrow(_) => unreachable!("widened above"),
+        }
+    }
+
+    fn get(&self, slot: usize) -> i64 {
+        match self {
+            IntValues::Narrow(narrow) => i64::from(narrow[slot]),
+            IntValues::Wide(wide) => wide[slot],
+        }
+    }
+
+    /// Slots `0..len` whose value lies in `lo..=hi`.
+    fn scan(&self, lo: i64, hi: i64, len: usize) -> Bits {
+        match self {
+            IntValues::Narrow(narrow) => {
+                if lo > i64::from(i32::MAX) || hi < i64::from(i32::MIN) {
+                    return Bits::zeros(len);
+                }
+                let (lo, hi) = (lo.max(i64::from(i32::MIN)) as i32, hi.min(i64::from(i32::MAX)) as i32);
+                Bits::from_values(&narrow[..len], |&v| (lo <= v) & (v <= hi))
+            }
+            IntValues::Wide(wide) => Bits::from_values(&wide[..len], |&v| (lo <= v) & (v <= hi)),
+        }
+    }
+
+    fn swap_remove(&mut self, slot: usize) {
+        match self {
+            IntValues::Narrow(narrow) => {
+                narrow.swap_remove(slot);
+            }
+            IntValues::Wide(wide) => {
+                wide.swap_remove(slot);
+            }
+        }
+    }
+
+    fn reserve_exact(&mut self, additional: usize) {
+        match self {
+            IntValues::Narrow(narrow) => narrow.reserve_exact(additional),
+            IntValues::Wide(wide) => wide.reserve_exact(additional),
+        }
+    }
+
+    fn shrink_to(&mut self, len: usize) {
+        match self {
+            IntValues::Narrow(narrow) => narrow.shrink_to(len),
+            IntValues::Wide(wide) => wide.shrink_to(len),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            IntValues::Narrow(narrow) => narrow.capacity() * 4,
+            IntValues::Wide(wide) => wide.capacity() * 8,
+        }
+    }
+}
+
 /// A number read from a column, for sorting.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Number {
@@ -38,7 +135,9 @@ pub(crate) enum Number {
 impl Column {
     pub(crate) fn new(field_type: FieldType) -> Column {
         match field_type {
-            FieldType::Integer | FieldType::Long => Column::Int { values: Vec::new(), present: Bits::default() },
+            FieldType::Integer | FieldType::Long => {
+                Column::Int { values: IntValues::Narrow(Vec::new()), present: Bits::default() }
+            }
             FieldType::Float | FieldType::Double => Column::Float { values: Vec::new(), present: Bits::default() },
             FieldType::Boolean => Column::Bool { values: Bits::default(), present: Bits::default() },
             FieldType::String => Column::Str { hashes: Vec::new() },
@@ -54,7 +153,6 @@ impl Column {
                     Some(FieldValue::Integer(i)) => Some(*i),
                     _ => None,
                 };
-                grow(values, 1, 256);
                 values.push(v.unwrap_or(0));
                 present.push(v.is_some());
             }
@@ -90,7 +188,7 @@ impl Column {
                     Some(FieldValue::Integer(i)) => Some(*i),
                     _ => None,
                 };
-                values[slot] = v.unwrap_or(0);
+                values.set(slot, v.unwrap_or(0));
                 present.set(slot, v.is_some());
             }
             Column::Float { values, present } => {
@@ -173,7 +271,7 @@ impl Column {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
-            Column::Int { values, present } => values.capacity() * 8 + present.heap_bytes(),
+            Column::Int { values, present } => values.heap_bytes() + present.heap_bytes(),
             Column::Float { values, present } => values.capacity() * 8 + present.heap_bytes(),
             Column::Bool { values, present } => values.heap_bytes() + present.heap_bytes(),
             Column::Str { hashes } => hashes.capacity() * 4,
@@ -184,7 +282,7 @@ impl Column {
     #[inline]
     pub(crate) fn number(&self, slot: usize) -> Option<Number> {
         match self {
-            Column::Int { values, present } => present.get(slot).then(|| Number::Int(values[slot])),
+            Column::Int { values, present } => present.get(slot).then(|| Number::Int(values.get(slot))),
             Column::Float { values, present } => present.get(slot).then(|| Number::Float(values[slot])),
             Column::Bool { .. } | Column::Str { .. } => None,
         }
@@ -195,7 +293,7 @@ impl Column {
     pub(crate) fn scan(&self, predicate: &Predicate, len: usize) -> Bits {
         match (self, predicate) {
             (Column::Int { values, present }, &Predicate::IntRange { lo, hi }) => {
-                let mut bits = Bits::from_values(&values[..len], |&v| (lo <= v) & (v <= hi));
+                let mut bits = values.scan(lo, hi, len);
                 bits.and_with(present);
                 bits
             }
@@ -239,4 +337,42 @@ pub(crate) fn str_hash(s: &str) -> u32 {
         h = h.wrapping_mul(0x0100_0193);
     }
     h.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values stay `i32` until one does not fit, then every value is kept; range scans give the
+    /// same slots at either width, bounds beyond `i32` included.
+    #[test]
+    fn int_values_widen_on_the_first_large_value_and_scan_alike() {
+        let small: Vec<i64> = (0..300).map(|i| (i * 7919) % 1000 - 500).collect();
+        let mut values = IntValues::Narrow(Vec::new());
+        for &v in &small {
+            values.push(v);
+        }
+        assert!(matches!(values, IntValues::Narrow(_)));
+        let ranges = [(-100, 100), (i64::MIN, 0), (0, i64::MAX), (i64::from(i32::MAX) + 1, i64::MAX), (5, 4)];
+        let expected = |values: &[i64], (lo, hi): (i64, i64)| -> Vec<bool> {
+            values.iter().map(|&v| lo <= v && v <= hi).collect()
+        };
+        let bits_of = |values: &IntValues, (lo, hi): (i64, i64), len: usize| -> Vec<bool> {
+            let bits = values.scan(lo, hi, len);
+            (0..len).map(|i| bits.get(i)).collect()
+        };
+        for range in ranges {
+            assert_eq!(bits_of(&values, range, small.len()), expected(&small, range), "{range:?}");
+        }
+        values.set(3, 1 << 40);
+        values.push(-(1 << 41));
+        assert!(matches!(values, IntValues::Wide(_)));
+        let mut all = small.clone();
+        all[3] = 1 << 40;
+        all.push(-(1 << 41));
+        assert_eq!((0..all.len()).map(|i| values.get(i)).collect::<Vec<_>>(), all);
+        for range in ranges {
+            assert_eq!(bits_of(&values, range, all.len()), expected(&all, range), "{range:?}");
+        }
+    }
 }
