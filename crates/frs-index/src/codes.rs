@@ -194,8 +194,15 @@ impl SignCodes {
         let blocks = self.len().div_ceil(8);
         let stride = (blocks / (SAMPLE / 8)).max(1);
         let mut sample = Vec::with_capacity(SAMPLE + 8);
-        for block in (0..blocks).step_by(stride) {
-            self.block_estimates(q, block * 8, filter, &mut sample);
+        #[cfg(target_arch = "x86_64")]
+        let done = self.avx512.map_or(0, |token| token.sample(self, q, stride, filter, &mut sample));
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        for first in (0..blocks).step_by(stride).map(|block| block * 8).filter(|&first| first >= done) {
+            let slots = first..(first + 8).min(self.len());
+            sample.extend(
+                slots.filter(|&slot| filter.is_none_or(|bits| bits.get(slot))).map(|slot| self.estimate(q, slot)),
+            );
         }
         let threshold = if wanted >= count || sample.is_empty() {
             f32::NEG_INFINITY
@@ -204,23 +211,6 @@ impl SignCodes {
             *sample.select_nth_unstable_by(rank, |a, b| b.total_cmp(a)).1
         };
         self.scan(q, threshold, filter, out);
-    }
-
-    /// Appends the estimates of the faces `filter` passes among slots `first..first + 8`.
-    fn block_estimates(&self, q: &CodeQuery, first: usize, filter: Option<&Bits>, out: &mut Vec<f32>) {
-        let end = (first + 8).min(self.len());
-        #[cfg(target_arch = "x86_64")]
-        if let Some(token) = self.avx512
-            && end == first + 8
-            && let Some(estimates) = token.estimates(self, q, first)
-        {
-            let allowed = filter.map_or(0xff, |bits| (bits.words()[first / 64] >> (first % 64)) as u8);
-            out.extend((0..8).filter(|k| allowed >> k & 1 == 1).map(|k| estimates[k]));
-            return;
-        }
-        out.extend(
-            (first..end).filter(|&slot| filter.is_none_or(|bits| bits.get(slot))).map(|slot| self.estimate(q, slot)),
-        );
     }
 
     /// Appends the faces `filter` passes whose estimate is at least `threshold`, in slot order.
@@ -299,17 +289,19 @@ mod x86 {
             by_words!(codes.words.len(), W => unsafe { scan::<W>(codes, q, threshold, filter, out) }, _ => 0)
         }
 
-        /// The estimates of slots `first..first + 8` (all present), `None` for codes of more than 8
-        /// words.
-        pub(super) fn estimates(self, codes: &SignCodes, q: &CodeQuery, first: usize) -> Option<[f32; 8]> {
-            assert!(first + 8 <= codes.len());
-            let mut out = [0.0f32; 8];
-            // SAFETY: the token proves the target features are present; the slots exist (asserted);
-            // `W` is the codes' word count.
-            let estimates = by_words!(codes.words.len(), W => unsafe { Prepared::<W>::new(codes, q).estimates(first) }, _ => return None);
-            // SAFETY: as above, the token proves AVX is present.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), estimates) };
-            Some(out)
+        /// The estimates of the faces `filter` passes in every `stride`-th block of 8 faces, over the
+        /// first multiple of 8 faces; returns how many faces that covers (0 for codes of more than 8
+        /// words, left to the scalar loop).
+        pub(super) fn sample(
+            self,
+            codes: &SignCodes,
+            q: &CodeQuery,
+            stride: usize,
+            filter: Option<&Bits>,
+            out: &mut Vec<f32>,
+        ) -> usize {
+            // SAFETY: the token proves the target features are present; `W` is the codes' word count.
+            by_words!(codes.words.len(), W => unsafe { sample::<W>(codes, q, stride, filter, out) }, _ => 0)
         }
     }
 
@@ -398,6 +390,34 @@ mod x86 {
         }
     }
 
+    /// Which of slots `first..first + 8` the filter passes, as a bit mask.
+    fn allowed(filter: Option<&[u64]>, first: usize) -> u8 {
+        filter.map_or(0xff, |words| (words[first / 64] >> (first % 64)) as u8)
+    }
+
+    /// # Safety
+    /// The CPU has the target features; the codes have `W` words.
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq,f16c,fma")]
+    unsafe fn sample<const W: usize>(
+        codes: &SignCodes,
+        q: &CodeQuery,
+        stride: usize,
+        filter: Option<&Bits>,
+        out: &mut Vec<f32>,
+    ) -> usize {
+        let whole = codes.len() / 8 * 8;
+        let prepared = Prepared::<W>::new(codes, q);
+        let allowed_words = filter.map(Bits::words);
+        let mut estimates = [0.0f32; 8];
+        for first in (0..whole).step_by(8 * stride) {
+            // SAFETY: first + 8 ≤ whole ≤ codes.len().
+            unsafe { _mm256_storeu_ps(estimates.as_mut_ptr(), prepared.estimates(first)) };
+            let allowed = allowed(allowed_words, first);
+            out.extend((0..8).filter(|k| allowed >> k & 1 == 1).map(|k| estimates[k]));
+        }
+        whole
+    }
+
     /// # Safety
     /// The CPU has the target features; the codes have `W` words.
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq,f16c,fma")]
@@ -413,7 +433,7 @@ mod x86 {
         let threshold = _mm256_set1_ps(threshold);
         let allowed_words = filter.map(Bits::words);
         for first in (0..whole).step_by(8) {
-            let allowed = allowed_words.map_or(0xff, |words| (words[first / 64] >> (first % 64)) as u8);
+            let allowed = allowed(allowed_words, first);
             if allowed == 0 {
                 continue;
             }

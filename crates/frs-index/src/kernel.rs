@@ -314,7 +314,7 @@ mod x86 {
 
     /// Rows ahead whose cache lines `gather` requests before scoring the current one: scattered rows
     /// miss every cache, and the hardware prefetcher cannot guess them (1M faces, a code search
-    /// re-scoring 10,000 rows, alternating runs: p50 2.19–2.28 ms with 4–8 rows ahead, 2.27–2.43 ms
+    /// re-scoring 10,000 rows, alternating runs: p50 2.19–2.26 ms with 4–8 rows ahead, 2.42–2.43 ms
     /// without).
     const GATHER_AHEAD: usize = 8;
 
