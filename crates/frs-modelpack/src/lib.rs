@@ -3,11 +3,13 @@
 //! against outputs OpenCV computed from the originals.
 //!
 //! [`prepare`] is what `frs models prepare` runs; [`convert::convert`] is the graph rewrite and
-//! [`dequant`] its arithmetic.
+//! [`dequant`] its arithmetic. [`quantize_recognizer`] (`frs models quantize`) derives the int8
+//! recognizer from the converted SFace, calibrated on faces of sample photos ([`quantize`]).
 
 pub mod convert;
 pub mod dequant;
 pub mod proto;
+pub mod quantize;
 pub mod reference;
 pub mod tensor;
 
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use convert::{ConvertError, ConvertOptions, ConvertStats, convert};
+pub use quantize::{QuantizeError, QuantizeStats};
 pub use reference::{CheckError, CheckReport};
 
 /// Bumped whenever the conversion output changes, so stamped outputs are rebuilt.
@@ -99,6 +102,10 @@ pub enum Error {
     Convert { path: PathBuf, source: ConvertError },
     #[error("reference check: {0}")]
     Check(#[from] CheckError),
+    #[error("quantizing {}: {source}", path.display())]
+    Quantize { path: PathBuf, source: QuantizeError },
+    #[error("calibration faces: {0}")]
+    Calibration(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -321,4 +328,114 @@ fn report_existing(spec: ModelSpec, out: &Path, current: &BTreeMap<&str, String>
     let output_bytes = fs::metadata(&output).map_err(io(&output))?.len();
     let output_sha256 = current.get(spec.stem).cloned().unwrap_or_default();
     Ok(ModelReport { spec, output, output_sha256, output_bytes, stats: None })
+}
+
+/// What [`quantize_recognizer`] reads and writes.
+#[derive(Debug, Clone)]
+pub struct QuantizeOptions {
+    /// The model pack directory: converted SFace and YuNet, `libonnxruntime.so` and the stamp; it
+    /// receives [`frs_vision::pipeline::RECOGNIZER_INT8_FILE`].
+    pub model_dir: PathBuf,
+    /// Photos whose faces (and their mirror images) calibrate the activation ranges.
+    pub images: PathBuf,
+    /// Quantize even when the stamp says the output is current.
+    pub force: bool,
+}
+
+/// What [`quantize_recognizer`] did.
+#[derive(Debug, Clone)]
+pub struct QuantizeReport {
+    pub output: PathBuf,
+    pub output_bytes: u64,
+    /// Calibration crops (every face found, and its mirror image); 0 when the output was kept.
+    pub crops: usize,
+    /// `None` when the output was kept.
+    pub stats: Option<QuantizeStats>,
+}
+
+/// Writes the int8 recognizer next to the converted SFace, unless the stamp records one made from
+/// the same fp32 file. Run [`prepare`] first: a new conversion drops the int8 entry from the
+/// stamp, so the next call quantizes again.
+pub fn quantize_recognizer(options: &QuantizeOptions) -> Result<QuantizeReport, Error> {
+    let dir = &options.model_dir;
+    let paths = frs_vision::ModelPaths::in_dir(dir);
+    let int8 = paths.clone().with_int8_recognizer();
+    let output = int8.recognizer.clone();
+    let source_sha256 = sha256_file(&paths.recognizer)?;
+    let mut stamp = read_stamp(dir).ok_or_else(|| Error::Io {
+        path: dir.join(STAMP_FILE),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no stamp: run `frs models prepare` first"),
+    })?;
+    let key = output.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+    if !options.force
+        && let Some(entry) = stamp.models.get(&key)
+        && entry.source_sha256 == source_sha256
+        && output.exists()
+        && sha256_file(&output)? == entry.output_sha256
+    {
+        let output_bytes = fs::metadata(&output).map_err(io(&output))?.len();
+        return Ok(QuantizeReport { output, output_bytes, crops: 0, stats: None });
+    }
+
+    let crops = calibration_crops(&paths, &options.images)?;
+    let crop_shape = [3, frs_vision::align::CROP_SIDE, frs_vision::align::CROP_SIDE];
+    let count = crops.len() / crop_shape.iter().product::<usize>();
+    let bytes = fs::read(&paths.recognizer).map_err(io(&paths.recognizer))?;
+    let model = proto::ModelProto::from_bytes(&bytes)
+        .map_err(|source| Error::Decode { path: paths.recognizer.clone(), source })?;
+    let input_name =
+        model.graph.as_ref().and_then(|g| g.input.first()).map(|i| i.label().to_owned()).unwrap_or_default();
+    let environment = frs_vision::runtime::init(&paths.onnxruntime).map_err(|e| Error::Calibration(e.to_string()))?;
+    let calibration = quantize::Calibration { input_name: &input_name, shape: &crop_shape, data: &crops };
+    let (quantized, stats) = quantize::quantize(&model, &environment, calibration)
+        .map_err(|source| Error::Quantize { path: paths.recognizer.clone(), source })?;
+    write_atomic(&output, &quantized.to_bytes())?;
+    let output_sha256 = sha256_file(&output)?;
+    stamp.models.insert(key, StampEntry { source_sha256, output_sha256 });
+    let text = serde_json::to_string_pretty(&stamp).unwrap_or_default();
+    write_atomic(&dir.join(STAMP_FILE), text.as_bytes())?;
+    let output_bytes = fs::metadata(&output).map_err(io(&output))?.len();
+    Ok(QuantizeReport { output, output_bytes, crops: count, stats: Some(stats) })
+}
+
+/// Every face the fp32 pipeline finds in the images of `folder` (sorted by name), aligned as the
+/// recognizer is fed, followed by its mirror image.
+pub fn calibration_crops(paths: &frs_vision::ModelPaths, folder: &Path) -> Result<Vec<f32>, Error> {
+    use frs_vision::align::{CROP_SIDE, landmarks_to_template, warp_to_planar_rgb};
+    let fail = |e: frs_vision::VisionError| Error::Calibration(e.to_string());
+    let config = frs_vision::PipelineConfig {
+        models: paths.clone(),
+        detector: frs_vision::DetectorConfig::default(),
+        threads: 1,
+    };
+    let mut pipeline = frs_vision::Pipeline::new(&config).map_err(fail)?;
+    let mut files: Vec<PathBuf> = fs::read_dir(folder)
+        .map_err(io(folder))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "jpg" | "jpeg" | "png" | "bmp")))
+        .collect();
+    files.sort();
+    let crop = 3 * CROP_SIDE * CROP_SIDE;
+    let mut crops = Vec::new();
+    for file in &files {
+        let bytes = fs::read(file).map_err(io(file))?;
+        let image = frs_vision::decode_image(&bytes, &frs_vision::ImageLimits::default())
+            .map_err(|e| Error::Calibration(format!("{}: {e}", file.display())))?;
+        for face in pipeline.detect(&image).map_err(fail)? {
+            let Some(transform) = landmarks_to_template(&face.landmarks) else { continue };
+            let start = crops.len();
+            crops.resize(start + crop, 0.0);
+            if warp_to_planar_rgb(&image, &transform, &mut crops[start..]).is_none() {
+                crops.truncate(start);
+                continue;
+            }
+            let mirrored: Vec<f32> =
+                crops[start..].chunks_exact(CROP_SIDE).flat_map(|row| row.iter().rev().copied()).collect();
+            crops.extend(mirrored);
+        }
+    }
+    if crops.is_empty() {
+        return Err(Error::Calibration(format!("no face found in {}", folder.display())));
+    }
+    Ok(crops)
 }

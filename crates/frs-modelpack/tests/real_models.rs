@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use frs_modelpack::proto::{ModelProto, NodeProto};
-use frs_modelpack::{Error, MODELS, PrepareOptions, SFACE, YUNET, prepare, reference};
+use frs_modelpack::{
+    Error, MODELS, PrepareOptions, QuantizeOptions, QuantizeStats, SFACE, YUNET, prepare, quantize,
+    quantize_recognizer, reference,
+};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -196,4 +199,107 @@ fn sface_batches_match_single_runs() {
         let diff = alone.iter().zip(row).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(diff < 1e-5, "face {i}: batched and single runs differ by {diff}");
     }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// A pack directory with the converted models, the stamp and a link to `libonnxruntime.so`.
+fn prepared_pack(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    let options = PrepareOptions { source_dir: sources(), output_dir: dir.clone(), onnxruntime: None, force: false };
+    prepare(&options).expect("prepare");
+    std::os::unix::fs::symlink(onnxruntime(), dir.join("libonnxruntime.so")).expect("link onnxruntime");
+    dir
+}
+
+/// Runs `model` on each 3×112×112 crop, one at a time.
+fn features(environment: &ort::environment::Environment, model: &ModelProto, crops: &[f32]) -> Vec<Vec<f32>> {
+    let mut session = ort::session::Session::builder(environment)
+        .and_then(|mut b| b.commit_from_memory(&model.to_bytes()))
+        .expect("load model");
+    crops
+        .chunks_exact(3 * 112 * 112)
+        .map(|crop| {
+            let input = ort::value::Tensor::from_array((vec![1, 3, 112, 112], crop.to_vec())).expect("tensor");
+            let outputs = session.run(ort::inputs!["data" => input]).expect("run");
+            outputs["fc1"].try_extract_tensor::<f32>().expect("fc1").1.to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn equalized_channels_compute_the_same_features() {
+    let mut needed = source_paths();
+    needed.extend([onnxruntime(), repo().join("assets/images")]);
+    if !assets_present(&needed) {
+        return;
+    }
+    let dir = prepared_pack("equalize");
+    let paths = frs_vision::ModelPaths::in_dir(&dir);
+    let crops = frs_modelpack::calibration_crops(&paths, &repo().join("assets/images")).expect("crops");
+    let model = ModelProto::from_bytes(&std::fs::read(&paths.recognizer).expect("read")).expect("decode");
+    let environment = frs_vision::runtime::init(&onnxruntime()).expect("onnxruntime");
+    let calibration = quantize::Calibration { input_name: "data", shape: &[3, 112, 112], data: &crops };
+    let mut stats = QuantizeStats::default();
+    let equalized = quantize::equalize_channels(&model, &environment, calibration, &mut stats).expect("equalize");
+    assert_eq!((stats.batch_norms_folded, stats.prelus_equalized), (27, 26), "{stats:?}");
+    let before = features(&environment, &model, &crops);
+    let after = features(&environment, &equalized, &crops);
+    for (i, (a, b)) in before.iter().zip(&after).enumerate() {
+        let c = cosine(a, b);
+        assert!(c > 0.99999, "crop {i}: cosine {c} between the converted and the equalized model");
+    }
+}
+
+#[test]
+fn quantized_recognizer_keeps_each_face_nearest_its_fp32_feature() {
+    let mut needed = source_paths();
+    needed.extend([onnxruntime(), repo().join("assets/images")]);
+    if !assets_present(&needed) {
+        return;
+    }
+    let dir = prepared_pack("quantize");
+    let options = QuantizeOptions { model_dir: dir.clone(), images: repo().join("assets/images"), force: false };
+    let first = quantize_recognizer(&options).expect("quantize");
+    let stats = first.stats.clone().expect("quantized");
+    assert_eq!(
+        (stats.convs_quantized, stats.adds_quantized, stats.relus_fused),
+        (81, 27, 27),
+        "every Conv and Add runs in int8: {stats:?}"
+    );
+    let quantized = ModelProto::from_bytes(&std::fs::read(&first.output).expect("read")).expect("decode");
+    let ops = ops(&quantized);
+    let count = |op: &str| ops.iter().filter(|o| *o == op).count();
+    assert_eq!(count("Relu"), 0, "every Relu is fused into its Conv");
+    assert_eq!(count("BatchNormalization"), 2, "only the ones after the last PRelu and after the FC layer stay");
+
+    let paths = frs_vision::ModelPaths::in_dir(&dir);
+    let crops = frs_modelpack::calibration_crops(&paths, &repo().join("assets/images")).expect("crops");
+    let environment = frs_vision::runtime::init(&onnxruntime()).expect("onnxruntime");
+    let fp32 = ModelProto::from_bytes(&std::fs::read(&paths.recognizer).expect("read")).expect("decode");
+    let exact = features(&environment, &fp32, &crops);
+    let int8 = features(&environment, &quantized, &crops);
+    let mut sum = 0.0;
+    for (i, q) in int8.iter().enumerate() {
+        let own = cosine(q, &exact[i]);
+        sum += own;
+        assert!(own > 0.95, "crop {i}: cosine {own} to its fp32 feature");
+        // A crop and its mirror image (stored next to each other) are the same person.
+        let others = exact.iter().enumerate().filter(|&(j, _)| j / 2 != i / 2);
+        let nearest_other = others.map(|(_, e)| cosine(q, e)).fold(f32::MIN, f32::max);
+        assert!(own > nearest_other, "crop {i}: {own} to its own face, {nearest_other} to another face");
+    }
+    let mean = sum / int8.len() as f32;
+    assert!(mean > 0.99, "mean cosine {mean} to the fp32 features");
+
+    let second = quantize_recognizer(&options).expect("second quantize");
+    assert!(second.stats.is_none(), "a current int8 model is kept");
+    assert_eq!(
+        frs_modelpack::sha256_file(&second.output).expect("hash"),
+        frs_modelpack::sha256_file(&first.output).expect("hash")
+    );
 }

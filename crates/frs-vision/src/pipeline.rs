@@ -20,6 +20,9 @@ pub struct ModelPaths {
     pub recognizer: PathBuf,
 }
 
+/// The int8 recognizer `frs models quantize` writes beside the converted SFace.
+pub const RECOGNIZER_INT8_FILE: &str = "face_recognition_sface_2021dec_int8.onnx";
+
 impl ModelPaths {
     /// The layout that `frs models prepare` writes under `dir`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
@@ -29,6 +32,12 @@ impl ModelPaths {
             detector: dir.join("face_detection_yunet_2023mar.onnx"),
             recognizer: dir.join("face_recognition_sface_2021dec.onnx"),
         }
+    }
+
+    /// The same pack with the int8 recognizer ([`RECOGNIZER_INT8_FILE`]) in place of the fp32 one.
+    pub fn with_int8_recognizer(mut self) -> Self {
+        self.recognizer.set_file_name(RECOGNIZER_INT8_FILE);
+        self
     }
 }
 

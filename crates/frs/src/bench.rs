@@ -140,12 +140,13 @@ pub fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
         Vec::new()
     };
     println!(
-        "frs bench: {} images from {}{}, {} rounds, models in {}",
+        "frs bench: {} images from {}{}, {} rounds, models in {} ({:?} recognizer)",
         samples.len(),
         args.images.display(),
         if skipped > 0 { format!(" ({skipped} undecodable skipped)") } else { String::new() },
         args.rounds.max(1),
         config.models.dir.display(),
+        config.models.recognizer,
     );
     println!("one intra-op thread per session; each worker owns one Pipeline; the largest face is embedded\n");
 

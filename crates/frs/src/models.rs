@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use frs_modelpack::{PrepareOptions, PrepareReport};
+use frs_modelpack::{PrepareOptions, PrepareReport, QuantizeOptions};
 
 /// Model pack commands.
 #[derive(Debug, clap::Args)]
@@ -18,6 +18,23 @@ pub enum ModelsCommand {
     /// Verify the quantized OpenCV Zoo models, convert them to fp32 ONNX and check the result
     /// against OpenCV's outputs of the originals. Does nothing when the outputs are current.
     Prepare(PrepareArgs),
+    /// Derive the int8 recognizer (`[models] recognizer = "int8"`) from the converted SFace,
+    /// calibrated on the faces of sample photos. Does nothing when it is current.
+    Quantize(QuantizeArgs),
+}
+
+/// Flags of `frs models quantize`.
+#[derive(Debug, clap::Args)]
+pub struct QuantizeArgs {
+    /// The model pack directory written by `frs models prepare`.
+    #[arg(long, default_value = "assets/models")]
+    pub dir: PathBuf,
+    /// Photos whose faces calibrate the activation ranges.
+    #[arg(long, default_value = "assets/images")]
+    pub images: PathBuf,
+    /// Quantize even when the output is current.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `frs models prepare`.
@@ -45,7 +62,31 @@ pub struct PrepareArgs {
 pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     match args.command {
         ModelsCommand::Prepare(args) => prepare(args),
+        ModelsCommand::Quantize(args) => quantize(args),
     }
+}
+
+fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
+    let options = QuantizeOptions { model_dir: args.dir, images: args.images, force: args.force };
+    let report = frs_modelpack::quantize_recognizer(&options)
+        .with_context(|| format!("quantizing the recognizer in {}", options.model_dir.display()))?;
+    let size = report.output_bytes as f64 / (1024.0 * 1024.0);
+    match report.stats {
+        None => println!("{}: up to date ({size:.1} MiB)", report.output.display()),
+        Some(stats) => println!(
+            "{}: written ({size:.1} MiB) from {} calibration crops: {} BatchNormalization folded, {} PRelu \
+             equalized, {} Relu fused, {} Conv and {} Add quantized, {} activations",
+            report.output.display(),
+            report.crops,
+            stats.batch_norms_folded,
+            stats.prelus_equalized,
+            stats.relus_fused,
+            stats.convs_quantized,
+            stats.adds_quantized,
+            stats.activations_quantized,
+        ),
+    }
+    Ok(())
 }
 
 fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
