@@ -207,13 +207,31 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (norm(a) * norm(b))
 }
 
-/// A pack directory with the converted models, the stamp and a link to `libonnxruntime.so`.
-fn prepared_pack(name: &str) -> PathBuf {
+/// A freshly prepared pack directory (converted models, stamp, link to `libonnxruntime.so`), the
+/// calibration crops of the sample photos and the converted SFace.
+struct CalibratedPack {
+    dir: PathBuf,
+    crops: Vec<f32>,
+    fp32: ModelProto,
+    environment: ort::environment::Environment,
+}
+
+/// `None` (test skipped) when the assets are missing.
+fn calibrated_pack(name: &str) -> Option<CalibratedPack> {
+    let mut needed = source_paths();
+    needed.extend([onnxruntime(), repo().join("assets/images")]);
+    if !assets_present(&needed) {
+        return None;
+    }
     let dir = scratch(name);
     let options = PrepareOptions { source_dir: sources(), output_dir: dir.clone(), onnxruntime: None, force: false };
     prepare(&options).expect("prepare");
     std::os::unix::fs::symlink(onnxruntime(), dir.join("libonnxruntime.so")).expect("link onnxruntime");
-    dir
+    let paths = frs_vision::ModelPaths::in_dir(&dir);
+    let crops = frs_modelpack::calibration_crops(&paths, &repo().join("assets/images")).expect("crops");
+    let fp32 = ModelProto::from_bytes(&std::fs::read(&paths.recognizer).expect("read")).expect("decode");
+    let environment = frs_vision::runtime::init(&onnxruntime()).expect("onnxruntime");
+    Some(CalibratedPack { dir, crops, fp32, environment })
 }
 
 /// Runs `model` on each 3×112×112 crop, one at a time.
@@ -233,16 +251,7 @@ fn features(environment: &ort::environment::Environment, model: &ModelProto, cro
 
 #[test]
 fn equalized_channels_compute_the_same_features() {
-    let mut needed = source_paths();
-    needed.extend([onnxruntime(), repo().join("assets/images")]);
-    if !assets_present(&needed) {
-        return;
-    }
-    let dir = prepared_pack("equalize");
-    let paths = frs_vision::ModelPaths::in_dir(&dir);
-    let crops = frs_modelpack::calibration_crops(&paths, &repo().join("assets/images")).expect("crops");
-    let model = ModelProto::from_bytes(&std::fs::read(&paths.recognizer).expect("read")).expect("decode");
-    let environment = frs_vision::runtime::init(&onnxruntime()).expect("onnxruntime");
+    let Some(CalibratedPack { crops, fp32: model, environment, .. }) = calibrated_pack("equalize") else { return };
     let calibration = quantize::Calibration { input_name: "data", shape: &[3, 112, 112], data: &crops };
     let mut stats = QuantizeStats::default();
     let equalized = quantize::equalize_channels(&model, &environment, calibration, &mut stats).expect("equalize");
@@ -257,12 +266,7 @@ fn equalized_channels_compute_the_same_features() {
 
 #[test]
 fn quantized_recognizer_keeps_each_face_nearest_its_fp32_feature() {
-    let mut needed = source_paths();
-    needed.extend([onnxruntime(), repo().join("assets/images")]);
-    if !assets_present(&needed) {
-        return;
-    }
-    let dir = prepared_pack("quantize");
+    let Some(CalibratedPack { dir, crops, fp32, environment }) = calibrated_pack("quantize") else { return };
     let options = QuantizeOptions { model_dir: dir.clone(), images: repo().join("assets/images"), force: false };
     let first = quantize_recognizer(&options).expect("quantize");
     let stats = first.stats.clone().expect("quantized");
@@ -277,10 +281,6 @@ fn quantized_recognizer_keeps_each_face_nearest_its_fp32_feature() {
     assert_eq!(count("Relu"), 0, "every Relu is fused into its Conv");
     assert_eq!(count("BatchNormalization"), 2, "only the ones after the last PRelu and after the FC layer stay");
 
-    let paths = frs_vision::ModelPaths::in_dir(&dir);
-    let crops = frs_modelpack::calibration_crops(&paths, &repo().join("assets/images")).expect("crops");
-    let environment = frs_vision::runtime::init(&onnxruntime()).expect("onnxruntime");
-    let fp32 = ModelProto::from_bytes(&std::fs::read(&paths.recognizer).expect("read")).expect("decode");
     let exact = features(&environment, &fp32, &crops);
     let int8 = features(&environment, &quantized, &crops);
     let mut sum = 0.0;
