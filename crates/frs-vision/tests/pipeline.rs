@@ -13,18 +13,30 @@ fn repo() -> PathBuf {
 }
 
 fn pipeline() -> MutexGuard<'static, Pipeline> {
-    static PIPELINE: OnceLock<Mutex<Pipeline>> = OnceLock::new();
-    PIPELINE
-        .get_or_init(|| {
-            let config = PipelineConfig {
-                models: ModelPaths::in_dir(repo().join("assets/models")),
-                detector: Default::default(),
-                threads: 1,
-            };
-            Mutex::new(Pipeline::new(&config).expect("models load (run scripts/setup.sh)"))
-        })
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pipeline_of(Recognizer::Fp32)
+}
+
+/// Which SFace of the pack computes features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Recognizer {
+    Fp32,
+    Int8,
+}
+
+const RECOGNIZERS: [Recognizer; 2] = [Recognizer::Fp32, Recognizer::Int8];
+
+fn pipeline_of(recognizer: Recognizer) -> MutexGuard<'static, Pipeline> {
+    static FP32: OnceLock<Mutex<Pipeline>> = OnceLock::new();
+    static INT8: OnceLock<Mutex<Pipeline>> = OnceLock::new();
+    let cell = if recognizer == Recognizer::Int8 { &INT8 } else { &FP32 };
+    cell.get_or_init(|| {
+        let models = ModelPaths::in_dir(repo().join("assets/models"));
+        let models = if recognizer == Recognizer::Int8 { models.with_int8_recognizer() } else { models };
+        let config = PipelineConfig { models, detector: Default::default(), threads: 1 };
+        Mutex::new(Pipeline::new(&config).expect("models load (run scripts/setup.sh)"))
+    })
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn sample_bytes(n: usize) -> Vec<u8> {
@@ -42,8 +54,8 @@ fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
-fn largest_feature(image: &RgbImage) -> (Face, Feature) {
-    let mut p = pipeline();
+fn largest_feature(image: &RgbImage, recognizer: Recognizer) -> (Face, Feature) {
+    let mut p = pipeline_of(recognizer);
     let face = *p.detect(image).expect("detects").first().expect("a face");
     let feature = p.embed(image, &[face]).expect("embeds").remove(0);
     (face, feature)
@@ -77,8 +89,14 @@ fn every_person_in_the_samples_is_found_with_plausible_landmarks() {
 
 #[test]
 fn a_face_reencoded_rescaled_and_cropped_still_matches_itself() {
+    for recognizer in RECOGNIZERS {
+        reencoded_rescaled_and_cropped_face_matches_itself(recognizer);
+    }
+}
+
+fn reencoded_rescaled_and_cropped_face_matches_itself(recognizer: Recognizer) {
     let image = sample(2);
-    let (face, original) = largest_feature(&image);
+    let (face, original) = largest_feature(&image, recognizer);
     let b = face.bbox;
     let (x, y) = ((b.x - b.width).max(0.0) as u32, (b.y - b.height).max(0.0) as u32);
     let crop = image::imageops::crop_imm(&image, x, y, (3.0 * b.width) as u32, (3.0 * b.height) as u32).to_image();
@@ -95,7 +113,7 @@ fn a_face_reencoded_rescaled_and_cropped_still_matches_itself() {
     let centre = |f: &Face| (f.bbox.x + f.bbox.width / 2.0, f.bbox.y + f.bbox.height / 2.0);
     let (cx, cy) = centre(&face);
     for (name, variant, scale, (ox, oy)) in variants {
-        let mut p = pipeline();
+        let mut p = pipeline_of(recognizer);
         let faces = p.detect(&variant).expect("detects");
         let distance = |f: &Face| {
             let (fx, fy) = centre(f);
@@ -105,16 +123,22 @@ fn a_face_reencoded_rescaled_and_cropped_still_matches_itself() {
         assert!(distance(&same) < 0.1 * face.bbox.width, "{name}: the face is found in place");
         let feature = p.embed(&variant, &[same]).expect("embeds").remove(0);
         let score = similarity(&original, &feature);
-        assert!(score >= 0.93, "{name}: {score}");
+        assert!(score >= 0.93, "{recognizer:?} {name}: {score}");
     }
 }
 
 #[test]
 fn different_people_score_below_the_frs_threshold() {
+    for recognizer in RECOGNIZERS {
+        different_people_of_one_photo_score_below_the_threshold(recognizer);
+    }
+}
+
+fn different_people_of_one_photo_score_below_the_threshold(recognizer: Recognizer) {
     let mut features = Vec::new();
     for n in 1..=6 {
         let image = sample(n);
-        let mut p = pipeline();
+        let mut p = pipeline_of(recognizer);
         let faces = p.detect(&image).expect("detects");
         features.extend(p.embed(&image, &faces).expect("embeds"));
     }
@@ -127,7 +151,7 @@ fn different_people_score_below_the_frs_threshold() {
         for (i, a) in group.iter().enumerate() {
             for b in &group[i + 1..] {
                 let score = similarity(a, b);
-                assert!(score < 0.93, "two people of one photo scored {score}");
+                assert!(score < 0.93, "{recognizer:?}: two people of one photo scored {score}");
             }
         }
         start += count;
