@@ -158,6 +158,9 @@ struct Stamp {
 struct StampEntry {
     source_sha256: String,
     output_sha256: String,
+    /// [`quantize::QUANTIZER_REVISION`], for the int8 recognizer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantizer: Option<u32>,
 }
 
 fn converter_id() -> String {
@@ -312,7 +315,7 @@ pub fn prepare(options: &PrepareOptions) -> Result<PrepareReport, Error> {
         let output_sha256 = sha256_file(&output)?;
         entries.insert(
             spec.stem.to_owned(),
-            StampEntry { source_sha256: spec.sha256.to_owned(), output_sha256: output_sha256.clone() },
+            StampEntry { source_sha256: spec.sha256.to_owned(), output_sha256: output_sha256.clone(), quantizer: None },
         );
         let output_bytes = fs::metadata(&output).map_err(io(&output))?.len();
         models.push(ModelReport { spec, output, output_sha256, output_bytes, stats });
@@ -354,8 +357,9 @@ pub struct QuantizeReport {
 }
 
 /// Writes the int8 recognizer next to the converted SFace, unless the stamp records one made from
-/// the same fp32 file. Run [`prepare`] first: a new conversion drops the int8 entry from the
-/// stamp, so the next call quantizes again.
+/// the same fp32 file by the same [`quantize::QUANTIZER_REVISION`]. Run [`prepare`] first: a new
+/// conversion drops the int8 entry from the stamp, so the next call quantizes again. The stamp
+/// does not record the calibration photos: `force` re-calibrates on other ones.
 pub fn quantize_recognizer(options: &QuantizeOptions) -> Result<QuantizeReport, Error> {
     let dir = &options.model_dir;
     let paths = frs_vision::ModelPaths::in_dir(dir);
@@ -370,6 +374,7 @@ pub fn quantize_recognizer(options: &QuantizeOptions) -> Result<QuantizeReport, 
     if !options.force
         && let Some(entry) = stamp.models.get(&key)
         && entry.source_sha256 == source_sha256
+        && entry.quantizer == Some(quantize::QUANTIZER_REVISION)
         && output.exists()
         && sha256_file(&output)? == entry.output_sha256
     {
@@ -391,7 +396,8 @@ pub fn quantize_recognizer(options: &QuantizeOptions) -> Result<QuantizeReport, 
         .map_err(|source| Error::Quantize { path: paths.recognizer.clone(), source })?;
     write_atomic(&output, &quantized.to_bytes())?;
     let output_sha256 = sha256_file(&output)?;
-    stamp.models.insert(key, StampEntry { source_sha256, output_sha256 });
+    let quantizer = Some(quantize::QUANTIZER_REVISION);
+    stamp.models.insert(key, StampEntry { source_sha256, output_sha256, quantizer });
     let text = serde_json::to_string_pretty(&stamp).unwrap_or_default();
     write_atomic(&dir.join(STAMP_FILE), text.as_bytes())?;
     let output_bytes = fs::metadata(&output).map_err(io(&output))?.len();

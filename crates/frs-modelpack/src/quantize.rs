@@ -31,6 +31,9 @@ use ort::value::Tensor;
 use crate::proto::{GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto, data_type, type_proto};
 use crate::tensor::{self, TensorError};
 
+/// Bumped whenever [`quantize`]'s output changes, so stamped int8 models are made again.
+pub const QUANTIZER_REVISION: u32 = 1;
+
 /// Share of |x| values an activation range keeps.
 pub const PERCENTILE: f64 = 0.99999;
 /// Bins of the |x| histogram the percentile is read from.
