@@ -395,6 +395,36 @@ mod x86 {
         filter.map_or(0xff, |words| (words[first / 64] >> (first % 64)) as u8)
     }
 
+    /// Hands `visit` the estimates of every `step`-th slot's block of 8 (`step` a multiple of 8)
+    /// with the mask of slots `filter` passes, skipping blocks it passes none of, over the first
+    /// multiple of 8 faces; returns how many faces that covers.
+    ///
+    /// # Safety
+    /// The CPU has the target features; the codes have `W` words.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq,f16c,fma")]
+    unsafe fn for_each_block<const W: usize>(
+        codes: &SignCodes,
+        q: &CodeQuery,
+        step: usize,
+        filter: Option<&Bits>,
+        mut visit: impl FnMut(usize, __m256, u8),
+    ) -> usize {
+        let whole = codes.len() / 8 * 8;
+        let prepared = Prepared::<W>::new(codes, q);
+        let allowed_words = filter.map(Bits::words);
+        let mut first = 0;
+        while first < whole {
+            let allowed = allowed(allowed_words, first);
+            if allowed != 0 {
+                // SAFETY: first + 8 ≤ whole ≤ codes.len().
+                visit(first, unsafe { prepared.estimates(first) }, allowed);
+            }
+            first += step;
+        }
+        whole
+    }
+
     /// # Safety
     /// The CPU has the target features; the codes have `W` words.
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512vpopcntdq,f16c,fma")]
@@ -405,17 +435,14 @@ mod x86 {
         filter: Option<&Bits>,
         out: &mut Vec<f32>,
     ) -> usize {
-        let whole = codes.len() / 8 * 8;
-        let prepared = Prepared::<W>::new(codes, q);
-        let allowed_words = filter.map(Bits::words);
         let mut estimates = [0.0f32; 8];
-        for first in (0..whole).step_by(8 * stride) {
-            // SAFETY: first + 8 ≤ whole ≤ codes.len().
-            unsafe { _mm256_storeu_ps(estimates.as_mut_ptr(), prepared.estimates(first)) };
-            let allowed = allowed(allowed_words, first);
-            out.extend((0..8).filter(|k| allowed >> k & 1 == 1).map(|k| estimates[k]));
+        // SAFETY: the caller's contract.
+        unsafe {
+            for_each_block::<W>(codes, q, 8 * stride, filter, |_, block, allowed| {
+                _mm256_storeu_ps(estimates.as_mut_ptr(), block);
+                out.extend((0..8).filter(|k| allowed >> k & 1 == 1).map(|k| estimates[k]));
+            })
         }
-        whole
     }
 
     /// # Safety
@@ -428,24 +455,17 @@ mod x86 {
         filter: Option<&Bits>,
         out: &mut Vec<u32>,
     ) -> usize {
-        let whole = codes.len() / 8 * 8;
-        let prepared = Prepared::<W>::new(codes, q);
         let threshold = _mm256_set1_ps(threshold);
-        let allowed_words = filter.map(Bits::words);
-        for first in (0..whole).step_by(8) {
-            let allowed = allowed(allowed_words, first);
-            if allowed == 0 {
-                continue;
-            }
-            // SAFETY: first + 8 ≤ whole ≤ codes.len().
-            let estimates = unsafe { prepared.estimates(first) };
-            let mut passed = _mm256_cmp_ps_mask::<_CMP_GE_OQ>(estimates, threshold) & allowed;
-            while passed != 0 {
-                out.push((first + passed.trailing_zeros() as usize) as u32);
-                passed &= passed - 1;
-            }
+        // SAFETY: the caller's contract.
+        unsafe {
+            for_each_block::<W>(codes, q, 8, filter, |first, block, allowed| {
+                let mut passed = _mm256_cmp_ps_mask::<_CMP_GE_OQ>(block, threshold) & allowed;
+                while passed != 0 {
+                    out.push((first + passed.trailing_zeros() as usize) as u32);
+                    passed &= passed - 1;
+                }
+            })
         }
-        whole
     }
 }
 
