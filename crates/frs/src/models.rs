@@ -75,7 +75,7 @@ fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         None => println!("{}: up to date ({size:.1} MiB)", report.output.display()),
         Some(stats) => println!(
             "{}: written ({size:.1} MiB) from {} calibration crops: {} BatchNormalization folded, {} PRelu \
-             equalized, {} Relu fused, {} Conv and {} Add quantized, {} activations",
+             equalized, {} Relu fused, {} Conv and {} Add quantized, {} activations, {} Gemm with u8 weight blocks",
             report.output.display(),
             report.crops,
             stats.batch_norms_folded,
@@ -84,6 +84,7 @@ fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
             stats.convs_quantized,
             stats.adds_quantized,
             stats.activations_quantized,
+            stats.gemms_blockwise,
         ),
     }
     Ok(())
