@@ -17,8 +17,8 @@
 //!    - at the input's full spatial size (112×112), with few channels, the int8 kernels were
 //!      slower than fp32 (SFace 0.57–0.59× the fp32 time instead of 0.62–0.65×) and carried the
 //!      largest errors;
-//!    - the last stage (7×7, which the fully-connected layer reads) costs 1.1 ms in fp32 and holds
-//!      38 % of the int8 error (mean 1 − cosine to the fp32 features);
+//!    - the last stage (7×7, which the fully-connected layer reads) costs 1.1 ms more in fp32 and
+//!      held 39 % of the int8 error (mean 1 − cosine to the fp32 features);
 //! 4. weights become symmetric int8 per output channel, biases int32 at `s_in · s_w`;
 //! 5. the fully-connected `Gemm` becomes `MatMulNBits` (com.microsoft) with u8 weights per block
 //!    of [`FC_BLOCK`] inputs: it reads a quarter of the fp32 weight bytes, which bound its time.
