@@ -81,6 +81,12 @@ pub enum StoreError {
         /// [`Store::FORMAT_VERSION`].
         expected: i64,
     },
+    /// The stored faces' features come from another recognizer than the configured one.
+    #[error(
+        "the faces in this data directory were computed by the recognizer `{stored}`, not the configured \
+         `{configured}`: configure `{stored}` again, or use another data directory"
+    )]
+    FeatureModelMismatch { stored: String, configured: String },
     /// Anything else (I/O, SQLite, corruption); the message is for logs only.
     #[error("storage error: {0}")]
     Backend(String),
@@ -238,9 +244,10 @@ fn face_row(row: &Row<'_>) -> rusqlite::Result<FaceRow> {
 }
 
 impl Store {
-    /// The on-disk format this build reads and writes (`PRAGMA user_version`). Version 1 (face sets
-    /// and faces) is migrated at open; version 2 adds the credentials and the audit log.
-    pub const FORMAT_VERSION: i64 = 2;
+    /// The on-disk format this build reads and writes (`PRAGMA user_version`). Older versions are
+    /// migrated at open: version 1 has the face sets and faces, 2 adds the credentials and the
+    /// audit log, 3 the settings (the recognizer of [`Store::bind_feature_model`]).
+    pub const FORMAT_VERSION: i64 = 3;
 
     /// The database file's name inside the data directory.
     pub const FILE_NAME: &'static str = "frs.db";
@@ -283,6 +290,29 @@ impl Store {
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
         self.db.writer()
+    }
+
+    /// Records `model` as the recognizer that computes the stored features, unless the store holds
+    /// faces of another recognizer: [`StoreError::FeatureModelMismatch`], and nothing changes.
+    /// Features of two recognizers are not comparable, so a face library keeps its recognizer; a
+    /// store without faces takes the new one.
+    pub fn bind_feature_model(&self, model: &str) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin")?;
+        let stored: Option<String> = tx
+            .query_row("SELECT value FROM settings WHERE key = 'feature_model'", [], |r| r.get(0))
+            .optional()
+            .ctx("read feature_model")?;
+        if stored.as_deref() == Some(model) {
+            return Ok(());
+        }
+        let has_faces: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM faces)", [], |r| r.get(0)).ctx("faces")?;
+        if let Some(stored) = stored.filter(|_| has_faces) {
+            return Err(StoreError::FeatureModelMismatch { stored, configured: model.to_owned() });
+        }
+        tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('feature_model', ?1)", [model])
+            .ctx("write feature_model")?;
+        tx.commit().ctx("commit")
     }
 
     /// Creates a face set; [`StoreError::FaceSetExists`] if (project_id, name) exists. An `id` already

@@ -86,9 +86,17 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_by_project ON audit_log (project_id);
 ";
 
+/// Format version 3: `settings`, facts about the whole store (see `Store::bind_feature_model`).
+const MIGRATION_V3: &str = "
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
 /// `MIGRATIONS[v - 1]` takes a database from version `v` to `v + 1`. A fresh file is created as
 /// version 1 and migrated like an old one, so both end with the same schema.
-const MIGRATIONS: [&str; 1] = [MIGRATION_V2];
+const MIGRATIONS: [&str; 2] = [MIGRATION_V2, MIGRATION_V3];
 
 /// Opens the writer connection on `db`, creating and initialising a fresh file, migrating an older
 /// format, and checks the format. Safe against another process opening the same file at once: the

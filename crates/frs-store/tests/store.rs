@@ -290,7 +290,7 @@ fn a_second_store_on_the_same_directory_is_refused() {
 
 #[test]
 fn other_format_versions_are_refused() {
-    for found in [3i64, 0, -1] {
+    for found in [Store::FORMAT_VERSION + 1, 0, -1] {
         let dir = tmp();
         drop(Store::open(dir.path()).expect("create"));
         let conn = rusqlite::Connection::open(dir.path().join(Store::FILE_NAME)).expect("raw open");
@@ -303,15 +303,15 @@ fn other_format_versions_are_refused() {
             other => panic!("version {found}: {other:?}"),
         }
     }
-    let e = StoreError::UnsupportedFormat { found: 3, expected: 2 };
-    assert_eq!(e.to_string(), "the data directory has on-disk format version 3, this build reads version 2");
+    let e = StoreError::UnsupportedFormat { found: 4, expected: 3 };
+    assert_eq!(e.to_string(), "the data directory has on-disk format version 4, this build reads version 3");
 
     // A foreign SQLite database (tables, no version) is not ours either, and is left alone.
     let dir = tmp();
     let conn = rusqlite::Connection::open(dir.path().join(Store::FILE_NAME)).expect("raw open");
     conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").expect("foreign");
     drop(conn);
-    assert!(matches!(Store::open(dir.path()), Err(StoreError::UnsupportedFormat { found: 0, expected: 2 })));
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::UnsupportedFormat { found: 0, expected: 3 })));
     // Not a database at all.
     let dir = tmp();
     std::fs::write(dir.path().join(Store::FILE_NAME), vec![0x5a; 8192]).expect("write junk");
@@ -571,4 +571,26 @@ fn kill_9_loses_nothing_acknowledged() {
         let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
         assert_eq!(check, "ok", "round {round}");
     }
+}
+
+#[test]
+fn a_store_with_faces_keeps_its_recognizer() {
+    let dir = tmp();
+    let store = Store::open(dir.path()).expect("open");
+    store.bind_feature_model("fp32-model").expect("first bind records");
+    store.bind_feature_model("int8-model").expect("no faces yet: the recognizer may change");
+    store.create_face_set(&set("proj-a", "a", "SET00001")).expect("create");
+    store.insert_faces("SET00001", &[face(0)]).expect("insert");
+    store.bind_feature_model("int8-model").expect("the same recognizer");
+    match store.bind_feature_model("fp32-model") {
+        Err(StoreError::FeatureModelMismatch { stored, configured }) => {
+            assert_eq!((stored.as_str(), configured.as_str()), ("int8-model", "fp32-model"));
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert!(matches!(store.bind_feature_model("fp32-model"), Err(StoreError::FeatureModelMismatch { .. })));
+    store.delete_face_set("SET00001").expect("delete");
+    store.bind_feature_model("fp32-model").expect("an emptied store takes the new recognizer");
 }

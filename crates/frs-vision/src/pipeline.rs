@@ -39,6 +39,12 @@ impl ModelPaths {
         self.recognizer.set_file_name(RECOGNIZER_INT8_FILE);
         self
     }
+
+    /// Names the recognizer whose features a face library holds: its file name without extension
+    /// (`face_recognition_sface_2021dec` or `face_recognition_sface_2021dec_int8`).
+    pub fn feature_model(&self) -> String {
+        self.recognizer.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    }
 }
 
 /// Everything a [`Pipeline`] needs.

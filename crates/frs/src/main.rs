@@ -126,6 +126,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let data_dir = &config.storage.data_dir;
     let store =
         frs_store::Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    store
+        .bind_feature_model(&config.pipeline().models.feature_model())
+        .context("checking [models] recognizer against the stored faces")?;
     let access = store.access();
     let authentication = auth::server_authentication(&config, &access)?;
     let usage_file = data_dir.join(frs_service::USAGE_FILE);
