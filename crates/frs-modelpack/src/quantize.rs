@@ -666,25 +666,26 @@ fn drop_unread_initializers(graph: &mut GraphProto) {
 }
 
 /// Replaces each `Gemm(A, B, C)` with a constant `B` of shape `[N, K]` (`transB = 1`, `K` a
-/// multiple of [`FC_BLOCK`], no `transA`, `alpha`, `beta`) by `MatMulNBits(A, B as u8 blocks) + C`
-/// (step 5 of the module docs). Returns how many it replaced.
+/// multiple of [`FC_BLOCK`], `transA = 0`, `alpha = beta = 1`) by
+/// `MatMulNBits(A, B as u8 blocks) + C` (step 5 of the module docs). Returns how many it replaced.
 fn blockwise_gemms(graph: &mut GraphProto) -> Result<usize, QuantizeError> {
     let inits = initializer_index(graph);
     let mut new_inits = Vec::new();
     let mut nodes = Vec::with_capacity(graph.node.len() + 1);
     let mut replaced = 0;
     for node in &graph.node {
-        let plain = node.attr_int("transA", 0) == 0
+        let plain_gemm = node.is_onnx_op("Gemm")
+            && node.attr_int("transA", 0) == 0
             && node.attr_int("transB", 0) == 1
             && node.attr("alpha").and_then(|a| a.f).is_none_or(|a| a == 1.0)
             && node.attr("beta").and_then(|a| a.f).is_none_or(|b| b == 1.0);
         let weight = node.input.get(1).and_then(|b| inits.get(b.as_str())).map(|&i| &graph.initializer[i]);
-        let dims = weight.map(tensor::dims).transpose()?;
+        let dims = weight.filter(|_| plain_gemm).map(tensor::dims).transpose()?;
         let (Some(weight), Some(&[n, k])) = (weight, dims.as_deref()) else {
             nodes.push(node.clone());
             continue;
         };
-        if !node.is_onnx_op("Gemm") || !plain || k % FC_BLOCK != 0 {
+        if k % FC_BLOCK != 0 {
             nodes.push(node.clone());
             continue;
         }

@@ -73,7 +73,6 @@ struct Pair {
 pub fn run_eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     let root = args.root.clone().unwrap_or_else(|| args.pairs.parent().unwrap_or(Path::new(".")).to_path_buf());
     let text = std::fs::read_to_string(&args.pairs).with_context(|| format!("reading {}", args.pairs.display()))?;
-    let mut images: Vec<PathBuf> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut pairs = Vec::new();
@@ -82,9 +81,8 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
         anyhow::ensure!(cols.len() >= 3, "line {}: expected path_a,path_b,same[,fold]", line_no + 1);
         let mut id = |p: &str| {
             *index.entry(p.to_string()).or_insert_with(|| {
-                images.push(root.join(p));
                 names.push(p.to_string());
-                images.len() - 1
+                names.len() - 1
             })
         };
         let (a, b) = (id(cols[0]), id(cols[1]));
@@ -94,6 +92,7 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
         };
         pairs.push(Pair { a, b, same: matches!(cols[2], "1" | "true" | "True"), fold });
     }
+    let images: Vec<PathBuf> = names.iter().map(|p| root.join(p)).collect();
     let started = Instant::now();
     let features = embed_all(&config.pipeline(), &images, args.face, args.workers)?;
     let elapsed = started.elapsed();
@@ -202,14 +201,15 @@ pub fn run_calibrate(config: &Config, args: &CalibrateArgs) -> anyhow::Result<()
             100.0 * tar
         );
     }
-    let balanced = balanced_pairs(&genuine, &impostor);
-    let (mean, std) = mean_and_std(&cross_validate(&balanced));
-    println!(
-        "verification accuracy: {:.3} % ± {:.3} (10 folds; every genuine pair and as many impostor pairs, \
-         drawn with a fixed seed)",
-        100.0 * mean,
-        100.0 * std
-    );
+    if !genuine.is_empty() && !impostor.is_empty() {
+        let (mean, std) = mean_and_std(&cross_validate(&balanced_pairs(&genuine, &impostor)));
+        println!(
+            "verification accuracy: {:.3} % ± {:.3} (10 folds; every genuine pair and as many impostor \
+             pairs, drawn with a fixed seed)",
+            100.0 * mean,
+            100.0 * std
+        );
+    }
     for threshold in [0.80f32, 0.85, 0.90, 0.93, 0.95] {
         let accepted =
             impostor.iter().take_while(|&&c| frs_vision::similarity::score_of_cosine(c) >= threshold).count();
