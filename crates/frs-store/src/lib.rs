@@ -293,9 +293,9 @@ impl Store {
     }
 
     /// Records `model` as the recognizer that computes the stored features, unless the store holds
-    /// faces of another recognizer: [`StoreError::FeatureModelMismatch`], and nothing changes.
-    /// Features of two recognizers are not comparable, so a face library keeps its recognizer; a
-    /// store without faces takes the new one.
+    /// faces and records another recognizer: [`StoreError::FeatureModelMismatch`], and nothing
+    /// changes. Features of two recognizers are not comparable, so a face library keeps its
+    /// recognizer; a store without faces, or without a record (format < 3), takes `model`.
     pub fn bind_feature_model(&self, model: &str) -> Result<(), StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("begin")?;
