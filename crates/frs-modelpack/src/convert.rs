@@ -285,7 +285,7 @@ fn for_each_input_mut(nodes: &mut [NodeProto], f: &mut impl FnMut(&mut String)) 
 }
 
 /// Every name read by a node of `nodes` or of their subgraphs.
-fn read_names(nodes: &[NodeProto], names: &mut HashSet<String>) {
+pub(crate) fn read_names(nodes: &[NodeProto], names: &mut HashSet<String>) {
     for node in nodes {
         names.extend(node.input.iter().filter(|s| !s.is_empty()).cloned());
         for attr in &node.attribute {

@@ -418,7 +418,7 @@ pub fn calibration_crops(paths: &frs_vision::ModelPaths, folder: &Path) -> Resul
     let mut files: Vec<PathBuf> = fs::read_dir(folder)
         .map_err(io(folder))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "jpg" | "jpeg" | "png" | "bmp")))
+        .filter(|p| frs_vision::has_image_extension(p))
         .collect();
     files.sort();
     let crop = 3 * CROP_SIDE * CROP_SIDE;

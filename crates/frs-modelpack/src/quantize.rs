@@ -661,7 +661,8 @@ fn insert_qdq(
 }
 
 fn drop_unread_initializers(graph: &mut GraphProto) {
-    let read: HashSet<String> = graph.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    let mut read = HashSet::new();
+    crate::convert::read_names(&graph.node, &mut read);
     graph.initializer.retain(|t| read.contains(t.label()));
 }
 

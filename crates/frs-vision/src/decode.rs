@@ -31,6 +31,13 @@ pub enum DecodeError {
     Resolution { width: u32, height: u32, max: u32 },
 }
 
+/// Whether `path` names a JPEG, PNG or BMP file (the FRS formats) by its extension, in any case.
+pub fn has_image_extension(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["jpg", "jpeg", "png", "bmp"].iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
 /// The format from the file signature; only the FRS formats are recognised.
 pub fn sniff_format(bytes: &[u8]) -> Option<ImageFormat> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -93,6 +100,15 @@ fn classify(error: image::ImageError) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_extensions_are_matched_case_insensitively() {
+        use std::path::Path;
+        assert!(has_image_extension(Path::new("a/b.JPG")));
+        assert!(has_image_extension(Path::new("b.bmp")));
+        assert!(!has_image_extension(Path::new("pairs.csv")));
+        assert!(!has_image_extension(Path::new("jpg")));
+    }
 
     fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());

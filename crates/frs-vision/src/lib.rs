@@ -12,7 +12,7 @@ pub mod pipeline;
 pub mod runtime;
 pub mod similarity;
 
-pub use decode::{DecodeError, ImageLimits, decode_image};
+pub use decode::{DecodeError, ImageLimits, decode_image, has_image_extension};
 pub use detect::{DetectorConfig, Face};
 pub use pipeline::{ModelPaths, Pipeline, PipelineConfig, StageTimings};
 pub use similarity::{cosine_of_score, score_of_cosine, similarity};

@@ -190,7 +190,7 @@ fn image_files(root: &Path, limit: usize) -> anyhow::Result<Vec<PathBuf>> {
             let path = entry.path();
             if entry.file_type()?.is_dir() {
                 pending.push(path);
-            } else if crate::eval::has_image_extension(&path) {
+            } else if frs_vision::has_image_extension(&path) {
                 found.push(path);
             }
         }

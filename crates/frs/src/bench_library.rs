@@ -206,7 +206,7 @@ async fn measure_adds(library: &FaceLibrary, engine: &Engine, args: &BenchLibrar
     let mut images = Vec::new();
     for entry in std::fs::read_dir(&args.images).with_context(|| format!("reading {}", args.images.display()))? {
         let path = entry?.path();
-        if crate::eval::has_image_extension(&path) {
+        if frs_vision::has_image_extension(&path) {
             images.push(std::fs::read(&path)?);
         }
     }

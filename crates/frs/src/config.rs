@@ -96,7 +96,7 @@ pub struct ModelsConfig {
     /// Directory written by `frs models prepare` (converted models and `libonnxruntime.so`).
     pub dir: PathBuf,
     /// Which SFace computes features: the converted fp32 model, or the int8 one
-    /// `frs models quantize` derives from it (about 0.6× its time; features within cosine ~0.99).
+    /// `frs models quantize` derives from it (about 0.6× its time; features within cosine ~0.996).
     pub recognizer: Recognizer,
 }
 

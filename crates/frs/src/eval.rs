@@ -161,7 +161,7 @@ pub fn run_calibrate(config: &Config, args: &CalibrateArgs) -> anyhow::Result<()
     for (identity, dir) in dirs.iter().enumerate() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
-        for file in files.into_iter().filter(|f| has_image_extension(f)) {
+        for file in files.into_iter().filter(|f| frs_vision::has_image_extension(f)) {
             images.push(file);
             identities.push(identity);
         }
@@ -234,13 +234,6 @@ fn write_features(path: &Path, features: &[(usize, &Feature)]) -> std::io::Resul
         }
     }
     out.flush()
-}
-
-/// Whether `path` names a JPEG, PNG or BMP file by its extension, in any case.
-pub(crate) fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["jpg", "jpeg", "png", "bmp"].iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// One fold of [`cross_validate`].
@@ -409,13 +402,5 @@ mod tests {
         let folds = cross_validate(&scored);
         let summary: Vec<_> = folds.iter().map(|f| (f.fold, f.threshold, f.accuracy)).collect();
         assert_eq!(summary, [(0, 0.5, 0.5), (1, 0.7, 0.5), (2, 0.5, 1.0)]);
-    }
-
-    #[test]
-    fn image_extensions_are_matched_case_insensitively() {
-        assert!(has_image_extension(Path::new("a/b.JPG")));
-        assert!(has_image_extension(Path::new("b.bmp")));
-        assert!(!has_image_extension(Path::new("pairs.csv")));
-        assert!(!has_image_extension(Path::new("jpg")));
     }
 }
